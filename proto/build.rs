@@ -1,0 +1,33 @@
+//! Generates the Rust code for the .proto files under `proto/` with
+//! tonic-prost-build, using the vendored protoc so no system protoc is needed.
+
+use std::path::PathBuf;
+
+const PROTO_DIR: &str = "proto";
+
+const PROTOS: &[&str] = &[
+    "proto/mvccpb/kv.proto",
+    "proto/authpb/auth.proto",
+    "proto/etcdserverpb/rpc.proto",
+    "proto/revkvpb/internal.proto",
+    "proto/revkvpb/peer.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed={PROTO_DIR}");
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+
+    let protoc: PathBuf = protoc_bin_vendored::protoc_bin_path()?;
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc);
+
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        // Methods a service does not implement yet answer Unimplemented.
+        .generate_default_stubs(true)
+        .compile_with_config(config, PROTOS, &[PROTO_DIR])?;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! The KV service (etcd's `v3rpc/key.go`).
+
+use std::sync::Arc;
+
+use revkv_proto::etcdserverpb::kv_server::Kv;
+use revkv_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+};
+use revkv_proto::revkvpb::internal_raft_request::Request as Internal;
+use tonic::{Request, Response, Status};
+
+use super::{instrumented, validate};
+use crate::apply::{self, Response as Applied};
+use crate::server::Server;
+use crate::Error;
+
+const SERVICE: &str = "etcdserverpb.KV";
+
+pub struct KvService {
+    server: Arc<Server>,
+}
+
+impl KvService {
+    pub fn new(server: Arc<Server>) -> Self {
+        KvService { server }
+    }
+
+    async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Error> {
+        validate::check_range(&req)?;
+        if !req.serializable {
+            self.server.linearizable_read().await?;
+        }
+        let mut resp = apply::range::range(&*self.server.store, &req)?;
+        self.server.fill_header(&mut resp.header);
+        Ok(resp)
+    }
+
+    async fn put(&self, req: PutRequest) -> Result<PutResponse, Error> {
+        validate::check_put(&req)?;
+        self.server.check_quota()?;
+        match self.server.propose(Internal::Put(req)).await? {
+            Applied::Put(mut r) => {
+                self.server.fill_header(&mut r.header);
+                Ok(r)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
+        validate::check_delete(&req)?;
+        match self.server.propose(Internal::DeleteRange(req)).await? {
+            Applied::DeleteRange(mut r) => {
+                self.server.fill_header(&mut r.header);
+                Ok(r)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
+        validate::check_txn(&req, self.server.cfg.max_txn_ops)?;
+        let mut resp = if apply::txn::is_read_only(&req) {
+            // Read-only txns are served locally once linearized, as etcd does.
+            if !is_serializable(&req) {
+                self.server.linearizable_read().await?;
+            }
+            apply::read_only_txn(&self.server.store, &*self.server.leases, &req)?
+        } else {
+            self.server.check_quota()?;
+            match self.server.propose(Internal::Txn(req)).await? {
+                Applied::Txn(r) => r,
+                other => return Err(unexpected(other)),
+            }
+        };
+        self.server.fill_header(&mut resp.header);
+        Ok(resp)
+    }
+
+    async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, Error> {
+        let physical = req.physical;
+        let rev = req.revision;
+        let mut resp = match self.server.propose(Internal::Compaction(req)).await? {
+            Applied::Compaction(r) => r,
+            other => return Err(unexpected(other)),
+        };
+        if physical {
+            self.server.wait_compaction(rev).await?;
+        }
+        self.server.fill_header(&mut resp.header);
+        Ok(resp)
+    }
+}
+
+/// A txn is served serializably only when every range in it asks for that.
+fn is_serializable(req: &TxnRequest) -> bool {
+    use revkv_proto::etcdserverpb::request_op::Request as Op;
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .all(|op| match &op.request {
+            Some(Op::RequestRange(r)) => r.serializable,
+            Some(Op::RequestTxn(t)) => is_serializable(t),
+            _ => true,
+        })
+}
+
+fn unexpected(r: Applied) -> Error {
+    Error::Unsupported(format!("mismatched apply response {r:?}"))
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(&self, r: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        instrumented(&self.server, SERVICE, "Range", self.range(r.into_inner())).await
+    }
+
+    async fn put(&self, r: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        instrumented(&self.server, SERVICE, "Put", self.put(r.into_inner())).await
+    }
+
+    async fn delete_range(
+        &self,
+        r: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        instrumented(
+            &self.server,
+            SERVICE,
+            "DeleteRange",
+            self.delete_range(r.into_inner()),
+        )
+        .await
+    }
+
+    async fn txn(&self, r: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        instrumented(&self.server, SERVICE, "Txn", self.txn(r.into_inner())).await
+    }
+
+    async fn compact(
+        &self,
+        r: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
+        instrumented(
+            &self.server,
+            SERVICE,
+            "Compact",
+            self.compact(r.into_inner()),
+        )
+        .await
+    }
+}

@@ -1,0 +1,197 @@
+//! The state machine: committed raft entries -> the keyspace.
+//!
+//! One applier thread consumes committed entries in order. Each batch of entries it
+//! receives becomes one [`ApplyBatch`] — one RocksDB write that also records the
+//! applied index — so replay after a crash starts exactly after the last batch that
+//! reached disk and never applies an entry twice. Apply reads no clock and no other
+//! local state, so every member computes the same result from the same log.
+
+pub mod kv;
+pub mod lease;
+pub mod range;
+pub mod txn;
+
+use std::sync::Arc;
+
+use crossbeam_channel::Receiver;
+use prost::Message as _;
+use raft::prelude::{Entry, EntryType};
+use revkv_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
+};
+use revkv_proto::revkvpb::{internal_raft_request::Request, InternalRaftRequest};
+
+use crate::lease::Lessor;
+use crate::mvcc::{self, compact::Compactor, ApplyBatch, KvStore};
+use crate::wait::Wait;
+
+/// Errors a request can fail with while being applied.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("key not found")]
+    KeyNotFound,
+    #[error("requested lease not found")]
+    LeaseNotFound,
+    #[error(transparent)]
+    Mvcc(#[from] mvcc::Error),
+}
+
+/// What an applied request produced.
+#[derive(Debug)]
+pub enum Response {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compaction(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
+}
+
+/// The result delivered to the proposer's waiter.
+pub type Outcome = Result<Response, crate::Error>;
+
+/// Lease existence as the applier needs it ([`Lessor`] implements it).
+pub trait Leases: Send + Sync {
+    fn exists(&self, id: i64) -> bool;
+}
+
+/// Everything the applier thread needs.
+pub struct Applier {
+    pub store: Arc<KvStore>,
+    pub leases: Arc<Lessor>,
+    pub wait: Arc<Wait<Outcome>>,
+    pub compactor: Arc<Compactor>,
+    /// Receives each committed batch's events; never blocks (slow watchers become
+    /// victims inside the hub).
+    pub watch: Arc<crate::watch::Hub>,
+    /// Told the applied index (raft log compaction, ReadIndex waits).
+    pub on_applied: Box<dyn Fn(u64) + Send>,
+    pub applied: u64,
+}
+
+/// Most entries folded into one write batch.
+const MAX_BATCH_ENTRIES: usize = 4096;
+
+impl Applier {
+    /// Applies batches until the raft task hangs up; an error here is a storage failure
+    /// that leaves the member unable to continue.
+    pub fn run(mut self, rx: Receiver<Vec<Entry>>) -> Result<(), mvcc::Error> {
+        while let Ok(mut entries) = rx.recv() {
+            while entries.len() < MAX_BATCH_ENTRIES {
+                match rx.try_recv() {
+                    Ok(more) => entries.extend(more),
+                    Err(_) => break,
+                }
+            }
+            self.apply_entries(&entries)?;
+        }
+        Ok(())
+    }
+
+    fn apply_entries(&mut self, entries: &[Entry]) -> Result<(), mvcc::Error> {
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return Ok(());
+        };
+        if last <= self.applied {
+            return Ok(());
+        }
+        let mut batch = ApplyBatch::new(&self.store);
+        let mut outcomes = Vec::new();
+        for e in entries.iter().filter(|e| e.index > self.applied) {
+            if e.get_entry_type() != EntryType::EntryNormal || e.data.is_empty() {
+                // Leader no-ops carry nothing; membership entries arrive with peers.
+                continue;
+            }
+            let req = match InternalRaftRequest::decode(&e.data[..]) {
+                Ok(r) => r,
+                Err(err) => {
+                    // Every member fails the same way on the same bytes, so skipping
+                    // keeps them identical.
+                    tracing::error!(index = e.index, error = %err, "undecodable raft entry");
+                    continue;
+                }
+            };
+            let id = req.header.as_ref().map(|h| h.id).unwrap_or(0);
+            let outcome = self.apply_request(&mut batch, req);
+            if let Err(crate::Error::Apply(Error::Mvcc(
+                e @ (mvcc::Error::Corrupt(_) | mvcc::Error::Storage(_)),
+            ))) = &outcome
+            {
+                return Err(mvcc::Error::Corrupt(e.to_string()));
+            }
+            outcomes.push((id, outcome));
+        }
+        let mut done = batch.commit(Some(last))?;
+        self.applied = last;
+        // Before the waiters: a client that sees its write acknowledged and then
+        // watches from "now" must not receive that write.
+        self.watch
+            .notify(done.rev, std::mem::take(&mut done.events));
+        if let Some(rev) = done.compact_rev {
+            self.compactor.schedule(rev);
+        }
+        for (id, outcome) in outcomes {
+            self.wait.trigger(id, outcome);
+        }
+        (self.on_applied)(last);
+        Ok(())
+    }
+
+    fn apply_request(&self, batch: &mut ApplyBatch<'_>, req: InternalRaftRequest) -> Outcome {
+        let leases = &*self.leases;
+        match req.request {
+            Some(Request::Put(p)) => {
+                let mut t = batch.txn();
+                let r = kv::check_put(&t, leases, &p).and_then(|()| kv::put(&mut t, &p));
+                t.end();
+                Ok(Response::Put(r?))
+            }
+            Some(Request::DeleteRange(d)) => {
+                let mut t = batch.txn();
+                let r = kv::delete_range(&mut t, &d);
+                t.end();
+                Ok(Response::DeleteRange(r?))
+            }
+            Some(Request::Txn(x)) => {
+                let mut t = batch.txn();
+                let r = txn::txn(&mut t, leases, &x);
+                t.end();
+                Ok(Response::Txn(r?))
+            }
+            Some(Request::Compaction(c)) => Ok(Response::Compaction(compact(batch, &c)?)),
+            Some(Request::LeaseGrant(g)) => {
+                Ok(Response::LeaseGrant(lease::grant(batch, &self.leases, &g)?))
+            }
+            Some(Request::LeaseRevoke(r)) => Ok(Response::LeaseRevoke(lease::revoke(
+                batch,
+                &self.leases,
+                &r,
+            )?)),
+            Some(other) => Err(crate::Error::Unsupported(format!("{other:?}"))),
+            None => Err(crate::Error::Unsupported("empty request".into())),
+        }
+    }
+}
+
+fn compact(batch: &mut ApplyBatch<'_>, c: &CompactionRequest) -> Result<CompactionResponse, Error> {
+    batch.compact(c.revision)?;
+    Ok(CompactionResponse {
+        header: Some(ResponseHeader {
+            revision: batch.rev(),
+            ..Default::default()
+        }),
+    })
+}
+
+/// Serves a read-only txn against the current state, outside raft (etcd does the same
+/// once the read is linearized). The batch is dropped, never committed.
+pub fn read_only_txn(
+    store: &KvStore,
+    leases: &dyn Leases,
+    req: &revkv_proto::etcdserverpb::TxnRequest,
+) -> Result<TxnResponse, Error> {
+    let mut batch = ApplyBatch::new(store);
+    let mut t = batch.txn();
+    txn::txn(&mut t, leases, req)
+}

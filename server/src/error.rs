@@ -1,0 +1,28 @@
+//! The server-wide error: every module's error, wrapped once.
+//!
+//! The single mapping to a gRPC status (etcd's codes and strings) is in
+//! [`crate::api::status`].
+
+use crate::{api, apply, lease, mvcc, raft, storage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Apply(#[from] apply::Error),
+    #[error(transparent)]
+    Raft(#[from] raft::Error),
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+    #[error(transparent)]
+    Request(#[from] api::validate::RequestError),
+    #[error(transparent)]
+    Lease(#[from] lease::Error),
+    #[error("unsupported request: {0}")]
+    Unsupported(String),
+}
+
+impl From<mvcc::Error> for Error {
+    fn from(e: mvcc::Error) -> Self {
+        Error::Apply(apply::Error::Mvcc(e))
+    }
+}

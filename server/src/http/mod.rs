@@ -1,0 +1,87 @@
+//! Plain HTTP on the client port, as etcd serves it: `/health`, `/version`, `/metrics`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::api::maintenance::ETCD_API_VERSION;
+use crate::metrics::Gauges;
+use crate::server::Server;
+
+/// The HTTP routes, to be merged with the gRPC ones.
+pub fn router(server: Arc<Server>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/version", get(version))
+        .route("/metrics", get(metrics))
+        .with_state(server)
+}
+
+/// Healthy when there is a leader and a linearizable read completes (etcd 3.4 checks
+/// the same through a quorum read).
+async fn health(State(server): State<Arc<Server>>) -> impl IntoResponse {
+    let reason = if server.raft.status().leader() == 0 {
+        Some("RAFT NO LEADER")
+    } else {
+        match tokio::time::timeout(Duration::from_secs(1), server.linearizable_read()).await {
+            Ok(Ok(())) => None,
+            _ => Some("QGET ERROR"),
+        }
+    };
+    let (code, body) = match reason {
+        None => (
+            StatusCode::OK,
+            r#"{"health":"true","reason":""}"#.to_string(),
+        ),
+        Some(r) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(r#"{{"health":"false","reason":"{r}"}}"#),
+        ),
+    };
+    (code, [(header::CONTENT_TYPE, "application/json")], body)
+}
+
+async fn version() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!(
+            r#"{{"etcdserver":"{ETCD_API_VERSION}","etcdcluster":"{}","revkv":"{}"}}"#,
+            cluster_version(),
+            env!("CARGO_PKG_VERSION")
+        ),
+    )
+}
+
+/// The cluster version is the API's major.minor with patch 0, as etcd reports it.
+fn cluster_version() -> String {
+    let mut parts = ETCD_API_VERSION.splitn(3, '.');
+    format!(
+        "{}.{}.0",
+        parts.next().unwrap_or("3"),
+        parts.next().unwrap_or("4")
+    )
+}
+
+async fn metrics(State(server): State<Arc<Server>>) -> impl IntoResponse {
+    let storage = server.store.storage();
+    let raft = server.raft.status();
+    let gauges = Gauges {
+        db_size: storage.size_bytes(),
+        db_size_in_use: storage.size_in_use_bytes(),
+        current_rev: server.store.current_rev(),
+        compact_rev: server.store.compact_rev(),
+        committed_index: raft.commit(),
+        applied_index: server.applied_index(),
+        has_leader: raft.leader() != 0,
+        is_leader: raft.leader() == server.member_id,
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        server.metrics.render(&gauges),
+    )
+}

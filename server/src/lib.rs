@@ -1,0 +1,26 @@
+//! revkv: an etcd-compatible, revisioned key-value store on RocksDB, replicated with Raft.
+//!
+//! The crate is organised as DESIGN §1 lays out: `storage` owns RocksDB, `mvcc` the
+//! revisioned keyspace, `raft` the consensus node, `apply` the state machine, `api` the
+//! gRPC services and `http` the plain HTTP endpoints on the client port. `server` wires
+//! one member together and `run` serves it until a signal.
+
+pub mod api;
+pub mod apply;
+pub mod cluster;
+pub mod config;
+mod error;
+pub mod http;
+pub mod lease;
+pub mod metrics;
+pub mod mvcc;
+pub mod raft;
+pub mod run;
+pub mod server;
+pub mod storage;
+pub mod wait;
+pub mod watch;
+
+pub use config::Config;
+pub use error::Error;
+pub use run::{run, RunError};

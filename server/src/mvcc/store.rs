@@ -1,0 +1,132 @@
+//! The store handle: revision bookkeeping and snapshot reads.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use revkv_proto::mvccpb::KeyValue;
+
+use super::scan::{KeyRange, Version, VersionScan};
+use super::{Error, Result};
+use crate::storage::{meta, Storage};
+
+/// Options of a range read at the MVCC level (sorting and filtering live above it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RangeOptions {
+    /// Return at most this many key-values; 0 means no limit. `count` ignores it.
+    pub limit: usize,
+    /// Read as of this revision; 0 means the current revision.
+    pub rev: i64,
+    /// Only count: `kvs` stays empty.
+    pub count_only: bool,
+}
+
+/// The result of a range read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RangeResult {
+    pub kvs: Vec<KeyValue>,
+    /// Live keys in the range at the read revision, regardless of `limit`.
+    pub count: i64,
+    /// The store's current revision when the read was served (etcd's header revision).
+    pub rev: i64,
+}
+
+/// The revisioned keyspace of one member.
+///
+/// Readers call [`KvStore::range`] from any thread; the single applier thread writes
+/// through [`super::ApplyBatch`] and publishes the new current revision only after its
+/// batch is in RocksDB, so a reader never sees a revision whose data is missing.
+pub struct KvStore {
+    storage: Storage,
+    current_rev: AtomicI64,
+    compact_rev: AtomicI64,
+}
+
+impl KvStore {
+    /// Opens the keyspace; costs three meta reads however large the data is.
+    pub fn open(storage: Storage) -> Result<Arc<KvStore>> {
+        let current = storage.get_meta_u64(meta::CURRENT_REV)?.unwrap_or(1) as i64;
+        let compact = storage.get_meta_u64(meta::COMPACT_REV)?.unwrap_or(0) as i64;
+        Ok(Arc::new(KvStore {
+            storage,
+            current_rev: AtomicI64::new(current),
+            compact_rev: AtomicI64::new(compact),
+        }))
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The newest revision whose changes are readable.
+    pub fn current_rev(&self) -> i64 {
+        self.current_rev.load(Ordering::Acquire)
+    }
+
+    /// The last compaction revision: reads below it fail.
+    pub fn compact_rev(&self) -> i64 {
+        self.compact_rev.load(Ordering::Acquire)
+    }
+
+    pub(super) fn publish_current_rev(&self, rev: i64) {
+        self.current_rev.store(rev, Ordering::Release);
+    }
+
+    pub(super) fn publish_compact_rev(&self, rev: i64) {
+        self.compact_rev.store(rev, Ordering::Release);
+    }
+
+    /// Reads `[key, range_end)` (etcd conventions) at `opts.rev` from a consistent
+    /// RocksDB snapshot.
+    pub fn range(&self, key: &[u8], range_end: &[u8], opts: RangeOptions) -> Result<RangeResult> {
+        // Order matters: the current revision is loaded before the snapshot (so the
+        // snapshot holds everything up to it), and the compaction revision after it (a
+        // compaction that may already have removed versions we need is then visible).
+        let current = self.current_rev();
+        let snapshot = self.storage.db().snapshot();
+        let rev = resolve_read_rev(opts.rev, current, self.compact_rev())?;
+        let range = KeyRange::new(key, range_end);
+        let scan = VersionScan::new(
+            &self.storage,
+            Some(&snapshot),
+            &range,
+            rev,
+            !opts.count_only,
+        );
+        collect(scan, opts, current)
+    }
+}
+
+/// Maps a requested revision (0 = current) to the one to read, as etcd checks it.
+pub(super) fn resolve_read_rev(requested: i64, current: i64, compacted: i64) -> Result<i64> {
+    let rev = if requested <= 0 { current } else { requested };
+    if rev > current {
+        return Err(Error::FutureRev);
+    }
+    if rev < compacted {
+        return Err(Error::Compacted);
+    }
+    Ok(rev)
+}
+
+/// Turns a stream of newest-versions into a [`RangeResult`]: tombstones are skipped,
+/// every live key is counted, at most `limit` are returned.
+pub(super) fn collect<I>(versions: I, opts: RangeOptions, current: i64) -> Result<RangeResult>
+where
+    I: Iterator<Item = Result<Version>>,
+{
+    let mut out = RangeResult {
+        rev: current,
+        ..Default::default()
+    };
+    for v in versions {
+        let v = v?;
+        if v.record.tombstone {
+            continue;
+        }
+        out.count += 1;
+        if !opts.count_only && (opts.limit == 0 || out.kvs.len() < opts.limit) {
+            out.kvs.push(v.record.to_key_value(&v.key, v.rev));
+        }
+    }
+    Ok(out)
+}

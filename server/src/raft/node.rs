@@ -1,0 +1,393 @@
+//! The raft task: the only owner of `RawNode`.
+//!
+//! Everything else talks to it through [`RaftHandle`] (a crossbeam channel). Each loop
+//! turn it takes every queued command — so concurrent proposals land in one Ready and
+//! share one log fsync (group commit) and concurrent linearizable reads share one
+//! ReadIndex round — then handles the Ready in the order the raft crate documents:
+//! messages, snapshot, committed entries, append entries + hard state (one synced
+//! write), persisted messages, advance, then the LightReady's commit index, messages and
+//! committed entries.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+use raft::prelude::{Entry, Message};
+use raft::{RawNode, StateRole};
+use tokio::sync::oneshot;
+
+use super::log_store::LogStore;
+use super::Error;
+
+/// Tunables of the raft node (etcd's flag names in comments).
+#[derive(Clone, Debug)]
+pub struct RaftConfig {
+    pub id: u64,
+    /// `--heartbeat-interval`: one raft tick.
+    pub tick: Duration,
+    /// `--election-timeout` divided by the tick.
+    pub election_ticks: usize,
+    /// `--snapshot-count`: applied entries between log compactions.
+    pub snapshot_count: u64,
+    /// Entries kept behind the applied index after compaction, for slow followers.
+    pub catch_up_entries: u64,
+    /// Bound of the command queue; a full queue rejects with "too many requests".
+    pub max_pending: usize,
+}
+
+/// What the raft task is asked to do.
+pub enum Command {
+    /// Append `data` to the log; the outcome reaches the waiter of `id` via `on_drop`
+    /// (failure) or the applier (success).
+    Propose {
+        id: u64,
+        data: Vec<u8>,
+    },
+    /// Reply with an index that, once applied, makes a read linearizable.
+    ReadIndex {
+        reply: oneshot::Sender<Result<u64, Error>>,
+    },
+    /// The applier finished everything up to this index.
+    Applied(u64),
+    Shutdown,
+}
+
+/// Live raft facts for status reports and response headers.
+#[derive(Debug, Default)]
+pub struct RaftStatus {
+    pub id: u64,
+    term: AtomicU64,
+    leader: AtomicU64,
+    commit: AtomicU64,
+    applied: AtomicU64,
+    /// The leader id again, as a channel: sent on every soft-state change (a new
+    /// leader or role), so tasks such as the lease expiry loop react to elections
+    /// without polling.
+    leader_changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl RaftStatus {
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+    pub fn leader(&self) -> u64 {
+        self.leader.load(Ordering::Acquire)
+    }
+    pub fn commit(&self) -> u64 {
+        self.commit.load(Ordering::Acquire)
+    }
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+    /// Receives the leader id whenever leadership changes (including a re-election of
+    /// the same member that the receiver may see as an unchanged value).
+    pub fn subscribe_leader(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.leader_changes.subscribe()
+    }
+}
+
+/// Cheap, cloneable access to the raft task.
+#[derive(Clone)]
+pub struct RaftHandle {
+    tx: Sender<Command>,
+    status: Arc<RaftStatus>,
+}
+
+impl RaftHandle {
+    pub fn status(&self) -> &RaftStatus {
+        &self.status
+    }
+
+    /// Queues a proposal without blocking.
+    pub fn propose(&self, id: u64, data: Vec<u8>) -> Result<(), Error> {
+        self.send(Command::Propose { id, data })
+    }
+
+    /// Obtains a read index (shared with other reads queued in the same loop turn).
+    pub async fn read_index(&self) -> Result<u64, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ReadIndex { reply })?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    pub fn applied(&self, index: u64) {
+        let _ = self.tx.send(Command::Applied(index));
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown);
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), Error> {
+        self.tx.try_send(cmd).map_err(|e| match e {
+            TrySendError::Full(_) => Error::TooManyRequests,
+            TrySendError::Disconnected(_) => Error::Stopped,
+        })
+    }
+}
+
+/// Where the raft task delivers its results.
+pub struct NodeSinks {
+    /// Committed entries, in order, to the applier.
+    pub committed: Sender<Vec<Entry>>,
+    /// Called when a proposal can never commit.
+    pub on_drop: Box<dyn Fn(u64, Error) + Send>,
+    /// Messages for peers.
+    pub transport: Box<dyn Fn(Vec<Message>) + Send>,
+    /// Told how long each synced log write took (one per Ready with entries).
+    pub on_fsync: Box<dyn Fn(Duration) + Send>,
+}
+
+struct PendingRead {
+    replies: Vec<oneshot::Sender<Result<u64, Error>>>,
+    ticks: usize,
+}
+
+struct Node {
+    raw: RawNode<LogStore>,
+    cfg: RaftConfig,
+    status: Arc<RaftStatus>,
+    sinks: NodeSinks,
+    rx: Receiver<Command>,
+    reads: HashMap<u64, PendingRead>,
+    queued_reads: Vec<oneshot::Sender<Result<u64, Error>>>,
+    next_read_ctx: u64,
+}
+
+/// Starts the raft task. `applied` is the index already reflected in the state machine.
+pub fn spawn(
+    cfg: RaftConfig,
+    log: LogStore,
+    applied: u64,
+    sinks: NodeSinks,
+) -> Result<(RaftHandle, JoinHandle<()>), Error> {
+    let raft_cfg = raft::Config {
+        id: cfg.id,
+        election_tick: cfg.election_ticks,
+        heartbeat_tick: 1,
+        applied,
+        pre_vote: true,
+        check_quorum: true,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        ..Default::default()
+    };
+    raft_cfg.validate()?;
+    let logger = slog::Logger::root(super::TracingDrain, slog::o!());
+    let mut raw = RawNode::new(&raft_cfg, log, &logger)?;
+    let single_voter = raw.raft.prs().conf().voters().ids().len() == 1
+        && raw.raft.prs().conf().voters().contains(cfg.id);
+    if single_voter {
+        // Nobody else can win; skip the election timeout.
+        raw.campaign()?;
+    }
+    let status = Arc::new(RaftStatus {
+        id: cfg.id,
+        ..Default::default()
+    });
+    let (tx, rx) = crossbeam_channel::bounded(cfg.max_pending);
+    let handle = RaftHandle {
+        tx,
+        status: status.clone(),
+    };
+    let mut node = Node {
+        raw,
+        cfg,
+        status,
+        sinks,
+        rx,
+        reads: HashMap::new(),
+        queued_reads: Vec::new(),
+        next_read_ctx: 1,
+    };
+    let thread = std::thread::Builder::new()
+        .name("raft".into())
+        .spawn(move || {
+            if let Err(e) = node.run() {
+                tracing::error!(error = %e, "raft task stopped");
+            }
+            node.fail_all(Error::Stopped);
+        })
+        .map_err(|e| Error::from(raft::Error::Io(e)))?;
+    Ok((handle, thread))
+}
+
+impl Node {
+    fn run(&mut self) -> Result<(), Error> {
+        let ticker = crossbeam_channel::tick(self.cfg.tick);
+        loop {
+            select! {
+                recv(self.rx) -> cmd => match cmd {
+                    Ok(cmd) => if !self.handle(cmd) { return Ok(()) },
+                    Err(_) => return Ok(()),
+                },
+                recv(ticker) -> _ => self.tick(),
+            }
+            // Take everything already queued: this is what batches proposals and reads.
+            while let Ok(cmd) = self.rx.try_recv() {
+                if !self.handle(cmd) {
+                    return Ok(());
+                }
+            }
+            self.start_read_round();
+            self.on_ready()?;
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn handle(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Propose { id, data } => {
+                if self.raw.raft.leader_id == raft::INVALID_ID {
+                    (self.sinks.on_drop)(id, Error::NoLeader);
+                } else if let Err(e) = self.raw.propose(id.to_be_bytes().to_vec(), data) {
+                    let err = match e {
+                        raft::Error::ProposalDropped => Error::NoLeader,
+                        e => Error::from(e),
+                    };
+                    (self.sinks.on_drop)(id, err);
+                }
+            }
+            Command::ReadIndex { reply } => self.queued_reads.push(reply),
+            Command::Applied(index) => self.on_applied(index),
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    fn tick(&mut self) {
+        self.raw.tick();
+        let limit = 2 * self.cfg.election_ticks;
+        self.reads.retain(|_, r| {
+            r.ticks += 1;
+            if r.ticks <= limit {
+                return true;
+            }
+            for reply in r.replies.drain(..) {
+                let _ = reply.send(Err(Error::Timeout));
+            }
+            false
+        });
+    }
+
+    fn start_read_round(&mut self) {
+        if self.queued_reads.is_empty() {
+            return;
+        }
+        if self.raw.raft.leader_id == raft::INVALID_ID {
+            for reply in self.queued_reads.drain(..) {
+                let _ = reply.send(Err(Error::NoLeader));
+            }
+            return;
+        }
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        self.raw.read_index(ctx.to_be_bytes().to_vec());
+        let replies = std::mem::take(&mut self.queued_reads);
+        self.reads.insert(ctx, PendingRead { replies, ticks: 0 });
+    }
+
+    fn on_applied(&mut self, index: u64) {
+        self.raw.advance_apply_to(index);
+        self.status.applied.store(index, Ordering::Release);
+        let first = raft::Storage::first_index(self.raw.store()).unwrap_or(1);
+        if index >= first + self.cfg.snapshot_count {
+            let to = index.saturating_sub(self.cfg.catch_up_entries);
+            if let Err(e) = self.raw.mut_store().compact(to) {
+                tracing::warn!(error = %e, "raft log compaction failed");
+            } else {
+                tracing::info!(compact_index = to, "compacted raft log");
+            }
+        }
+    }
+
+    fn on_ready(&mut self) -> Result<(), Error> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut ready = self.raw.ready();
+        if let Some(ss) = ready.ss() {
+            self.status.leader.store(ss.leader_id, Ordering::Release);
+            self.status.leader_changes.send_replace(ss.leader_id);
+            if ss.raft_state == StateRole::Leader {
+                tracing::info!(id = self.cfg.id, "became leader");
+            }
+        }
+        if !ready.messages().is_empty() {
+            (self.sinks.transport)(ready.take_messages());
+        }
+        if !ready.snapshot().is_empty() {
+            return Err(Error::SnapshotUnsupported);
+        }
+        self.deliver(ready.take_committed_entries())?;
+        let hs = ready.hs().cloned();
+        if !ready.entries().is_empty() || hs.is_some() {
+            let start = std::time::Instant::now();
+            self.raw.mut_store().append(ready.entries(), hs.as_ref())?;
+            (self.sinks.on_fsync)(start.elapsed());
+        }
+        if let Some(hs) = &hs {
+            self.status.term.store(hs.term, Ordering::Release);
+            self.status.commit.store(hs.commit, Ordering::Release);
+        }
+        for rs in ready.take_read_states() {
+            let ctx = rs
+                .request_ctx
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if let Some(r) = self.reads.remove(&ctx) {
+                for reply in r.replies {
+                    let _ = reply.send(Ok(rs.index));
+                }
+            }
+        }
+        if !ready.persisted_messages().is_empty() {
+            (self.sinks.transport)(ready.take_persisted_messages());
+        }
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().set_commit(commit)?;
+            self.status.commit.store(commit, Ordering::Release);
+        }
+        if !light.messages().is_empty() {
+            (self.sinks.transport)(light.take_messages());
+        }
+        self.deliver(light.take_committed_entries())?;
+        Ok(())
+    }
+
+    fn deliver(&mut self, entries: Vec<Entry>) -> Result<(), Error> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.sinks
+            .committed
+            .send(entries)
+            .map_err(|_| Error::Stopped)
+    }
+
+    fn fail_all(&mut self, err: Error) {
+        for reply in self.queued_reads.drain(..) {
+            let _ = reply.send(Err(err.clone()));
+        }
+        for (_, r) in self.reads.drain() {
+            for reply in r.replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Propose { id, .. } => (self.sinks.on_drop)(id, err.clone()),
+                Command::ReadIndex { reply } => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                Command::Applied(_) | Command::Shutdown => {}
+            }
+        }
+    }
+}

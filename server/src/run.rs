@@ -1,0 +1,114 @@
+//! Runs a member until SIGINT/SIGTERM: bind the client listeners, start the server,
+//! serve gRPC and HTTP on the same ports, and shut down cleanly.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::Config;
+use crate::server::{auto_compact, Server, StartError};
+
+/// Why a member could not run; each is reported as one line by the binary.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("invalid flags: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot listen on client URL {url}: {source}")]
+    Listen { url: String, source: std::io::Error },
+    #[error("cannot start: {0}")]
+    Start(#[from] StartError),
+    #[error("serving client requests failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("stopped: {0}")]
+    Fatal(String),
+}
+
+/// Serves until a shutdown signal arrives or a background thread fails.
+pub async fn run(cfg: Config) -> Result<(), RunError> {
+    cfg.validate()?;
+    // Bind before opening the data dir: a taken port must not leave a half-started
+    // member behind.
+    let mut listeners = Vec::new();
+    for (url, addr) in cfg
+        .listen_client_urls
+        .iter()
+        .zip(cfg.client_listen_addrs()?)
+    {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Listen {
+                url: url.clone(),
+                source,
+            })?;
+        listeners.push(l);
+    }
+    let policy = cfg.auto_compaction()?;
+    let server = tokio::task::block_in_place(|| Server::start(cfg))?;
+    tracing::info!(
+        member_id = format!("{:x}", server.member_id),
+        cluster_id = format!("{:x}", server.cluster_id),
+        data_dir = %server.cfg.data_dir().display(),
+        "revkv started; serving client requests on {}",
+        server.cfg.listen_client_urls.join(",")
+    );
+    let compaction = tokio::spawn(auto_compact(server.clone(), policy));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let lease_expiry = crate::lease::expiry::spawn(server.clone(), stop_rx.clone());
+    let mut serving = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let routes = crate::api::routes(server.clone())
+            .into_axum_router()
+            .merge(crate::http::router(server.clone()));
+        let mut stop = stop_rx.clone();
+        serving.spawn(
+            tonic::transport::Server::builder()
+                .accept_http1(true)
+                .tcp_nodelay(true)
+                .add_routes(tonic::service::Routes::from(routes))
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }),
+        );
+    }
+
+    let outcome = tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("received shutdown signal; stopping");
+            Ok(())
+        }
+        msg = server.fatal() => Err(RunError::Fatal(msg)),
+        Some(res) = serving.join_next() => match res {
+            Ok(Err(e)) => Err(RunError::Serve(e)),
+            _ => Ok(()),
+        },
+    };
+    let _ = stop_tx.send(true);
+    compaction.abort();
+    // Stops on `stop_tx` without proposing anything more.
+    let _ = lease_expiry.await;
+    while serving.join_next().await.is_some() {}
+    let s = Arc::clone(&server);
+    let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
+    tracing::info!("revkv stopped");
+    outcome
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! One member: the pieces wired together, and the two paths every request takes —
+//! propose-and-wait for writes, ReadIndex-and-wait for linearizable reads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use prost::Message as _;
+use revkv_proto::etcdserverpb::ResponseHeader;
+use revkv_proto::revkvpb::{internal_raft_request, InternalRaftRequest, RequestHeader};
+use tokio::sync::watch;
+
+use crate::api::validate::RequestError;
+use crate::apply::{Applier, Outcome, Response};
+use crate::cluster;
+use crate::config::Config;
+use crate::lease::{self, Lessor, LessorConfig};
+use crate::metrics::Metrics;
+use crate::mvcc::compact::{Compactor, CompactorConfig};
+use crate::mvcc::KvStore;
+use crate::raft::{self, LogStore, NodeSinks, RaftConfig, RaftHandle};
+use crate::storage::{self, meta, Storage, StorageConfig};
+use crate::wait::Wait;
+use crate::watch::{Hub, WatchConfig};
+use crate::Error;
+
+/// What a running member is made of. Handlers hold an `Arc<Server>`.
+pub struct Server {
+    pub cfg: Config,
+    pub store: Arc<KvStore>,
+    pub raft: RaftHandle,
+    /// The lease table; also what `Put` consults for "requested lease not found".
+    pub leases: Arc<Lessor>,
+    pub metrics: Arc<Metrics>,
+    /// The watch hub; the applier notifies it of every committed batch.
+    pub watch: Arc<Hub>,
+    pub cluster_id: u64,
+    pub member_id: u64,
+    wait: Arc<Wait<Outcome>>,
+    compactor: Arc<Compactor>,
+    applied: watch::Receiver<u64>,
+    next_id: AtomicU64,
+    /// Set when a background thread failed and the member must stop.
+    fatal: watch::Sender<Option<String>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Errors that keep a member from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+    #[error(transparent)]
+    Mvcc(#[from] crate::mvcc::Error),
+    #[error(transparent)]
+    Raft(#[from] raft::Error),
+    #[error(transparent)]
+    Cluster(#[from] cluster::Error),
+    #[error("restoring leases: {0}")]
+    Lease(#[from] lease::Error),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl From<::raft::Error> for StartError {
+    fn from(e: ::raft::Error) -> Self {
+        StartError::Raft(e.into())
+    }
+}
+
+impl Server {
+    /// Opens the data dir, replays what the log holds beyond the applied index, and
+    /// starts the raft, apply and compactor threads.
+    pub fn start(cfg: Config) -> Result<Arc<Server>, StartError> {
+        let members =
+            cluster::parse_initial_cluster(&cfg.initial_cluster(), &cfg.initial_cluster_token)?;
+        let me = members
+            .iter()
+            .find(|m| m.name == cfg.name)
+            .ok_or_else(|| cluster::Error::NameNotFound(cfg.name.clone()))?;
+        if members.len() > 1 {
+            return Err(StartError::Unsupported(format!(
+                "--initial-cluster names {} members; this build runs single-member clusters only (no peer transport yet)",
+                members.len()
+            )));
+        }
+        let storage = Storage::open(&cfg.data_dir(), &StorageConfig::default())?;
+        let (member_id, cluster_id) = identity(&storage, me.id, &members)?;
+
+        let store = KvStore::open(storage.clone())?;
+        let compactor = Arc::new(Compactor::spawn(
+            store.clone(),
+            CompactorConfig {
+                batch_limit: cfg.experimental_compaction_batch_limit.max(1),
+                ..Default::default()
+            },
+        )?);
+        let watch = Hub::new(
+            store.clone(),
+            WatchConfig {
+                // etcd raises shorter intervals to its 100 ms minimum.
+                progress_notify_interval: cfg
+                    .experimental_watch_progress_notify_interval
+                    .max(Duration::from_millis(100)),
+                fragment_bytes: cfg.max_request_bytes + 512 * 1024,
+                ..Default::default()
+            },
+        );
+        watch.spawn_tasks();
+        let applied_index = storage.get_meta_u64(meta::APPLIED_INDEX)?.unwrap_or(0);
+        let log = LogStore::open(storage, &[member_id])?;
+
+        let wait: Arc<Wait<Outcome>> = Arc::default();
+        let metrics = Arc::new(Metrics::default());
+        let (committed_tx, committed_rx) = crossbeam_channel::unbounded();
+        let drop_wait = wait.clone();
+        let drop_metrics = metrics.clone();
+        let (raft, raft_thread) = raft::spawn(
+            RaftConfig {
+                id: member_id,
+                tick: Duration::from_millis(cfg.heartbeat_interval),
+                election_ticks: (cfg.election_timeout / cfg.heartbeat_interval.max(1)) as usize,
+                snapshot_count: cfg.snapshot_count.max(1),
+                catch_up_entries: 5000,
+                max_pending: 16 * 1024,
+            },
+            log,
+            applied_index,
+            NodeSinks {
+                committed: committed_tx,
+                on_drop: Box::new(move |id, err| {
+                    drop_metrics
+                        .proposals_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    drop_wait.trigger(id, Err(err.into()));
+                }),
+                transport: Box::new(|msgs| {
+                    tracing::warn!(
+                        count = msgs.len(),
+                        "no peer transport; dropping raft messages"
+                    );
+                }),
+            },
+        )?;
+
+        let (applied_tx, applied_rx) = watch::channel(applied_index);
+        let (fatal, _) = watch::channel(None);
+        let leases = Arc::new(Lessor::open(
+            store.storage().clone(),
+            LessorConfig::from_timing(cfg.heartbeat_interval, cfg.election_timeout),
+        )?);
+        let raft_for_apply = raft.clone();
+        let applier = Applier {
+            store: store.clone(),
+            leases: leases.clone(),
+            wait: wait.clone(),
+            compactor: compactor.clone(),
+            watch: watch.clone(),
+            on_applied: Box::new(move |i| {
+                raft_for_apply.applied(i);
+                applied_tx.send_replace(i);
+            }),
+            applied: applied_index,
+        };
+        let fatal_apply = fatal.clone();
+        let apply_thread = std::thread::Builder::new()
+            .name("apply".into())
+            .spawn(move || {
+                if let Err(e) = applier.run(committed_rx) {
+                    tracing::error!(error = %e, "apply failed; stopping");
+                    fatal_apply.send_replace(Some(format!("apply failed: {e}")));
+                }
+            })
+            .map_err(|e| StartError::Unsupported(format!("cannot start apply thread: {e}")))?;
+
+        let seed = (member_id & 0xFFFF) << 48 | (unix_millis() & 0xFF_FFFF_FFFF) << 8;
+        Ok(Arc::new(Server {
+            cfg,
+            store,
+            raft,
+            leases,
+            metrics,
+            watch,
+            cluster_id,
+            member_id,
+            wait,
+            compactor,
+            applied: applied_rx,
+            next_id: AtomicU64::new(seed),
+            fatal,
+            threads: Mutex::new(vec![raft_thread, apply_thread]),
+        }))
+    }
+
+    /// Header for a response at `revision` (0 = the current revision).
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision: if revision == 0 {
+                self.store.current_rev()
+            } else {
+                revision
+            },
+            raft_term: self.raft.status().term(),
+        }
+    }
+
+    /// Completes a header the applier started (its revision, if set, is kept).
+    pub fn fill_header(&self, header: &mut Option<ResponseHeader>) {
+        let rev = header.as_ref().map_or(0, |h| h.revision);
+        *header = Some(self.header(rev));
+    }
+
+    /// A fresh id from this member's request-id generator (etcd's `reqIDGen`): unique
+    /// among this member's proposals, and the source of server-chosen lease ids.
+    pub fn next_request_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Proposes a write and waits until it is applied.
+    pub async fn propose(
+        &self,
+        request: internal_raft_request::Request,
+    ) -> Result<Response, Error> {
+        let id = self.next_request_id();
+        let msg = InternalRaftRequest {
+            header: Some(RequestHeader { id }),
+            request: Some(request),
+        };
+        let data = msg.encode_to_vec();
+        if data.len() > self.cfg.max_request_bytes {
+            return Err(RequestError::TooLarge.into());
+        }
+        let rx = self.wait.register(id);
+        if let Err(e) = self.raft.propose(id, data) {
+            self.wait.cancel(id);
+            return Err(e.into());
+        }
+        match tokio::time::timeout(self.cfg.request_timeout(), rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(raft::Error::Stopped.into()),
+            Err(_) => {
+                self.wait.cancel(id);
+                Err(raft::Error::Timeout.into())
+            }
+        }
+    }
+
+    /// Waits until this member has applied everything committed before the call, so a
+    /// local read that follows is linearizable.
+    pub async fn linearizable_read(&self) -> Result<(), Error> {
+        let wait = async {
+            let index = self.raft.read_index().await?;
+            let mut applied = self.applied.clone();
+            applied
+                .wait_for(|&a| a >= index)
+                .await
+                .map_err(|_| raft::Error::Stopped)?;
+            Ok::<(), Error>(())
+        };
+        tokio::time::timeout(self.cfg.request_timeout(), wait)
+            .await
+            .map_err(|_| raft::Error::Timeout)?
+    }
+
+    /// Refuses writes once the database outgrows `--quota-backend-bytes`.
+    pub fn check_quota(&self) -> Result<(), Error> {
+        if self.store.storage().size_bytes() > self.cfg.quota_bytes() {
+            return Err(RequestError::NoSpace.into());
+        }
+        Ok(())
+    }
+
+    /// Waits until old versions below `rev` are physically removed.
+    pub async fn wait_compaction(&self, rev: i64) -> Result<(), Error> {
+        let mut done = self.compactor.finished();
+        done.wait_for(|&d| d >= rev)
+            .await
+            .map_err(|_| raft::Error::Stopped)?;
+        Ok(())
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Resolves when a background thread failed; the member must then exit.
+    pub async fn fatal(&self) -> String {
+        let mut rx = self.fatal.subscribe();
+        loop {
+            if let Some(msg) = rx.borrow_and_update().clone() {
+                return msg;
+            }
+            if rx.changed().await.is_err() {
+                return "server stopped".into();
+            }
+        }
+    }
+
+    /// Stops the raft task (which stops the applier) and joins the threads.
+    pub fn shutdown(&self) {
+        self.raft.shutdown();
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Loads the persisted identity, or records the one derived from the flags. Once
+/// written it wins over the flags (etcd: the data dir's membership is authoritative).
+fn identity(
+    storage: &Storage,
+    flag_member: u64,
+    members: &[cluster::InitialMember],
+) -> Result<(u64, u64), StartError> {
+    if let (Some(m), Some(c)) = (
+        storage.get_meta_u64(meta::MEMBER_ID)?,
+        storage.get_meta_u64(meta::CLUSTER_ID)?,
+    ) {
+        return Ok((m, c));
+    }
+    let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+    let cluster = cluster::cluster_id(&ids);
+    let mut wb = rocksdb::WriteBatch::default();
+    let cf = storage.cf(storage::CF_META);
+    wb.put_cf(cf, meta::MEMBER_ID, storage::encode_u64(flag_member));
+    wb.put_cf(cf, meta::CLUSTER_ID, storage::encode_u64(cluster));
+    storage.write(wb, true)?;
+    Ok((flag_member, cluster))
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Compacts automatically as `--auto-compaction-*` asks; only the leader proposes.
+pub async fn auto_compact(server: Arc<Server>, policy: crate::config::AutoCompaction) {
+    use crate::config::AutoCompaction;
+    use revkv_proto::etcdserverpb::CompactionRequest;
+    // etcd samples the revision every retention/10 (at most hourly) in periodic mode and
+    // every 5 minutes in revision mode.
+    let (interval, keep) = match policy {
+        AutoCompaction::Off => return,
+        AutoCompaction::Periodic(d) => (
+            (d / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+            10usize,
+        ),
+        AutoCompaction::Revision(_) => (Duration::from_secs(300), 0),
+    };
+    let mut samples = std::collections::VecDeque::new();
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        let current = server.store.current_rev();
+        let target = match policy {
+            AutoCompaction::Revision(n) => current - n,
+            _ => {
+                samples.push_back(current);
+                if samples.len() <= keep {
+                    continue;
+                }
+                samples.pop_front().unwrap_or(0)
+            }
+        };
+        let is_leader = server.raft.status().leader() == server.member_id;
+        if !is_leader || target <= server.store.compact_rev() || target <= 0 {
+            continue;
+        }
+        let req = internal_raft_request::Request::Compaction(CompactionRequest {
+            revision: target,
+            physical: false,
+        });
+        match server.propose(req).await {
+            Ok(_) => tracing::info!(revision = target, "auto compaction"),
+            Err(e) => tracing::warn!(revision = target, error = %e, "auto compaction failed"),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! RocksDB: the one database behind every revkv member.
+//!
+//! Everything a member persists lives in one RocksDB instance with one column family per
+//! concern (see DESIGN §3). Keeping the raft log and the state machine in the same
+//! database means one write-ahead log orders all writes: a synced raft append also makes
+//! every earlier unsynced apply batch durable, and crash recovery always yields a prefix
+//! of the writes, so "applied index <= persisted commit index" holds after any crash.
+
+pub mod keys;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch,
+    WriteOptions, DB,
+};
+
+/// Revision-ordered history: `Revision::to_bytes()` -> [`crate::mvcc::record::EventRecord`].
+pub const CF_REV: &str = "rev";
+/// Key-ordered versions: `keys::version_key(key, rev)` -> [`crate::mvcc::record::KeyRecord`].
+pub const CF_KEY: &str = "key";
+/// Small bookkeeping values: applied index, revisions, cluster identity.
+pub const CF_META: &str = "meta";
+/// Lease id -> lease record.
+pub const CF_LEASE: &str = "lease";
+/// Users, roles, auth revision.
+pub const CF_AUTH: &str = "auth";
+/// Raft log entries, hard state, conf state.
+pub const CF_RAFT: &str = "raft";
+
+const ALL_CFS: [&str; 6] = [CF_REV, CF_KEY, CF_META, CF_LEASE, CF_AUTH, CF_RAFT];
+
+/// Keys of the `meta` column family.
+pub mod meta {
+    /// Index of the last raft entry whose effects are in the state machine.
+    pub const APPLIED_INDEX: &[u8] = b"applied_index";
+    /// The store's current main revision.
+    pub const CURRENT_REV: &[u8] = b"current_rev";
+    /// Revision of the last accepted compaction (reads below it fail at once).
+    pub const COMPACT_REV: &[u8] = b"compact_rev";
+    /// Revision up to which old versions have been physically removed.
+    pub const FINISHED_COMPACT_REV: &[u8] = b"finished_compact_rev";
+    /// Cluster and member identity, written once at bootstrap.
+    pub const CLUSTER_ID: &[u8] = b"cluster_id";
+    pub const MEMBER_ID: &[u8] = b"member_id";
+}
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Tunables of the RocksDB instance.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    /// Shared block cache for all column families.
+    pub block_cache_bytes: usize,
+    /// Memtable size per column family.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            block_cache_bytes: 128 << 20,
+            write_buffer_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A handle to the member's RocksDB; cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    db: Arc<DB>,
+    path: PathBuf,
+}
+
+impl Storage {
+    /// Opens (creating if needed) the database under `data_dir`.
+    ///
+    /// The data dir is created with mode 0700; file modes come from the process umask,
+    /// which the binary sets to 0077 so RocksDB's files are 0600.
+    pub fn open(data_dir: &Path, cfg: &StorageConfig) -> Result<Storage> {
+        let dir_err = |source| Error::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(dir_err)?;
+        restrict_dir(data_dir).map_err(dir_err)?;
+        let path = data_dir.join("db");
+
+        let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_keep_log_file_num(4);
+        db_opts.set_bytes_per_sync(1 << 20);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut o = Options::default();
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table.set_bloom_filter(10.0, false);
+            o.set_block_based_table_factory(&table);
+            o.set_write_buffer_size(cfg.write_buffer_bytes);
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(*name, o)
+        });
+        let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
+        Ok(Storage {
+            db: Arc::new(db),
+            path,
+        })
+    }
+
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The handle of a column family created at open.
+    pub fn cf(&self, name: &str) -> &ColumnFamily {
+        // Every name in ALL_CFS is created by `open`, so a miss is a programming error.
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} was not opened"))
+    }
+
+    /// Writes a batch; `sync` makes it durable before returning (one WAL fsync).
+    pub fn write(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    pub fn get_meta_u64(&self, key: &[u8]) -> Result<Option<u64>> {
+        match self.db.get_pinned_cf(self.cf(CF_META), key)? {
+            None => Ok(None),
+            Some(v) => decode_u64(&v)
+                .map(Some)
+                .ok_or_else(|| Error::Corrupt(format!("meta {}", String::from_utf8_lossy(key)))),
+        }
+    }
+
+    /// Approximate bytes on disk and in memtables across all column families.
+    pub fn size_bytes(&self) -> u64 {
+        self.sum_property("rocksdb.total-sst-files-size")
+            + self.sum_property("rocksdb.cur-size-all-mem-tables")
+    }
+
+    /// Approximate bytes of live data (what a defragmented database would hold).
+    pub fn size_in_use_bytes(&self) -> u64 {
+        self.sum_property("rocksdb.estimate-live-data-size")
+            + self.sum_property("rocksdb.cur-size-all-mem-tables")
+    }
+
+    fn sum_property(&self, prop: &str) -> u64 {
+        ALL_CFS
+            .iter()
+            .filter_map(|cf| {
+                self.db
+                    .property_int_value_cf(self.cf(cf), prop)
+                    .ok()
+                    .flatten()
+            })
+            .sum()
+    }
+}
+
+pub fn encode_u64(v: u64) -> [u8; 8] {
+    v.to_be_bytes()
+}
+
+pub fn decode_u64(b: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+fn restrict_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_creates_private_dir_and_all_cfs() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let st = Storage::open(&dir, &StorageConfig::default()).expect("open");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let mut b = WriteBatch::default();
+        b.put_cf(st.cf(CF_META), meta::CURRENT_REV, encode_u64(9));
+        st.write(b, true).expect("write");
+        assert_eq!(st.get_meta_u64(meta::CURRENT_REV).expect("get"), Some(9));
+        assert_eq!(st.get_meta_u64(meta::APPLIED_INDEX).expect("get"), None);
+        drop(st);
+        let st = Storage::open(&dir, &StorageConfig::default()).expect("reopen");
+        assert_eq!(st.get_meta_u64(meta::CURRENT_REV).expect("get"), Some(9));
+    }
+
+    #[test]
+    fn unusable_data_dir_is_an_error() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"x").expect("write");
+        assert!(Storage::open(&file.join("sub"), &StorageConfig::default()).is_err());
+    }
+}

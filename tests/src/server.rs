@@ -1,0 +1,403 @@
+//! Spawning a single-member etcd or revkv process for one test.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::{target, Etcdctl, Target};
+
+/// Path of the real etcd binary.
+pub const ETCD_BIN: &str = "/usr/bin/etcd";
+/// Environment variable overriding the revkv binary location.
+pub const REVKV_BIN_ENV: &str = "REVKV_BIN";
+/// How long a server may take to report healthy.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a server may take to exit after SIGTERM.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Ports handed out by this process, so that concurrently running tests in
+/// one binary never get the same port twice.
+fn handed_out() -> &'static Mutex<HashSet<u16>> {
+    static PORTS: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    PORTS.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// A currently free TCP port on 127.0.0.1 (bind to port 0, read it, drop).
+///
+/// Never returns the same port twice within one test process.
+///
+/// # Panics
+/// If no port can be bound.
+pub fn free_port() -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind 127.0.0.1:0 to find a free port");
+        let mut seen = handed_out()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Locates the revkv binary: `$REVKV_BIN`, else `<profile dir>/revkv` next to
+/// the running test executable (`target/debug/deps/x` → `target/debug/revkv`).
+///
+/// # Panics
+/// If the binary does not exist.
+pub fn revkv_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os(REVKV_BIN_ENV) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "{REVKV_BIN_ENV}={} does not exist; build it first: cargo build -p revkv-server --bin revkv",
+            p.display()
+        );
+        return p;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut candidates = Vec::new();
+    // `<profile>/deps/<test exe>`: look in `deps/..` first, then `deps/`.
+    for dir in exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
+        let c = dir.join("revkv");
+        if c.is_file() {
+            return c;
+        }
+        candidates.push(c);
+    }
+    panic!(
+        "revkv binary not found (looked at {candidates:?}; set {REVKV_BIN_ENV} to override); \
+         build it first: cargo build -p revkv-server --bin revkv"
+    );
+}
+
+/// Why waiting for health failed.
+enum WaitError {
+    Exited(ExitStatus),
+    Timeout,
+}
+
+/// One server process (etcd or revkv, per [`target()`]) with its own data
+/// directory and ports. Dropping it kills the process.
+pub struct TestServer {
+    target: Target,
+    /// Removed when the server is dropped (after `Drop::drop` killed the child).
+    dir: TempDir,
+    client_port: u16,
+    peer_port: u16,
+    extra_args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl TestServer {
+    /// Starts a server with default flags and waits until healthy.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra command-line flags (appended after the
+    /// standard ones) and waits until healthy.
+    ///
+    /// If the process exits before becoming healthy (e.g. a port was grabbed
+    /// by someone else between [`free_port`] and the bind) it is retried with
+    /// fresh ports a couple of times.
+    ///
+    /// # Panics
+    /// If the server cannot be started; the message contains the log tail.
+    pub fn start_with(args: &[&str]) -> Self {
+        let target = target();
+        let extra_args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let mut last_failure = String::new();
+        for _attempt in 0..3 {
+            let dir = tempfile::Builder::new()
+                .prefix("revkv-test-")
+                .tempdir()
+                .expect("create temp dir");
+            let mut server = TestServer {
+                target,
+                dir,
+                client_port: free_port(),
+                peer_port: free_port(),
+                extra_args: extra_args.clone(),
+                child: None,
+            };
+            server.spawn();
+            match server.wait_healthy() {
+                Ok(()) => return server,
+                Err(WaitError::Exited(status)) => {
+                    last_failure = format!(
+                        "{target:?} exited with {status} before becoming healthy\n--- log tail ---\n{}",
+                        server.log_tail(60)
+                    );
+                    server.child = None;
+                }
+                Err(WaitError::Timeout) => server.panic_unhealthy("start"),
+            }
+        }
+        panic!("could not start server after 3 attempts: {last_failure}");
+    }
+
+    /// The implementation under test.
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
+    /// `127.0.0.1:<client port>`, as passed to `etcdctl --endpoints`.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// `http://127.0.0.1:<client port>`.
+    pub fn client_url(&self) -> String {
+        format!("http://{}", self.endpoint())
+    }
+
+    /// The client port.
+    pub fn client_port(&self) -> u16 {
+        self.client_port
+    }
+
+    /// The peer port.
+    pub fn peer_port(&self) -> u16 {
+        self.peer_port
+    }
+
+    /// The `--data-dir` passed to the server.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The file receiving the server's stdout and stderr (appended across
+    /// restarts).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// The whole server log so far.
+    pub fn log(&self) -> String {
+        std::fs::read(self.log_path())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The last `n` lines of the server log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// The process id, if running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// An `etcdctl` runner pointed at this server.
+    pub fn etcdctl(&self) -> Etcdctl {
+        Etcdctl::new(self.endpoint())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            None => false,
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+        }
+    }
+
+    /// SIGKILL the process and reap it.
+    ///
+    /// # Panics
+    /// If the server is not running.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("kill9: server is not running");
+        // std's Child::kill sends SIGKILL on Unix.
+        let _ = child.kill();
+        child.wait().expect("wait for killed server");
+    }
+
+    /// SIGTERM the process and wait (bounded) for it to exit.
+    ///
+    /// # Panics
+    /// If the server is not running or does not exit within 20 s (it is then
+    /// SIGKILLed).
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("stop: server is not running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM {} failed", child.id());
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server did not exit within {STOP_TIMEOUT:?} of SIGTERM\n--- log tail ---\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the process again with the same data dir, ports and flags and
+    /// waits until healthy. A running process is stopped (SIGTERM) first.
+    ///
+    /// # Panics
+    /// If the server does not become healthy.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn();
+        if self.wait_healthy().is_err() {
+            self.panic_unhealthy("restart");
+        }
+    }
+
+    fn command(&self) -> Command {
+        let bin: PathBuf = match self.target {
+            Target::Etcd => PathBuf::from(ETCD_BIN),
+            Target::Revkv => revkv_bin(),
+        };
+        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let mut cmd = Command::new(bin);
+        cmd.arg("--name")
+            .arg("default")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--listen-client-urls")
+            .arg(&client)
+            .arg("--advertise-client-urls")
+            .arg(&client)
+            .arg("--listen-peer-urls")
+            .arg(&peer)
+            .arg("--initial-advertise-peer-urls")
+            .arg(&peer)
+            .arg("--initial-cluster")
+            .arg(format!("default={peer}"))
+            .args(&self.extra_args);
+        // Keep the environment from leaking configuration into the server.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("ETCD_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let log: File = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open server log");
+        let log2 = log.try_clone().expect("clone log fd");
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+        self.child = Some(child);
+    }
+
+    fn wait_healthy(&mut self) -> Result<(), WaitError> {
+        let deadline = Instant::now() + HEALTH_TIMEOUT;
+        let addr: SocketAddr = ([127, 0, 0, 1], self.client_port).into();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(WaitError::Exited(status));
+                }
+            }
+            if health_ok(addr) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(WaitError::Timeout);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn panic_unhealthy(&mut self, what: &str) -> ! {
+        let status = match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(s))) => format!("exited with {s}"),
+            Some(_) => "still running".to_owned(),
+            None => "not running".to_owned(),
+        };
+        panic!(
+            "{what}: {:?} server on {} not healthy within {HEALTH_TIMEOUT:?} ({status}); data dir {}\n--- log tail ---\n{}",
+            self.target,
+            self.endpoint(),
+            self.data_dir().display(),
+            self.log_tail(60)
+        );
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `GET /health` answered `200` with a body containing `"health":"true"`.
+fn health_ok(addr: SocketAddr) -> bool {
+    http_get(addr, "/health")
+        .map(|(status, body)| status == 200 && body.contains("\"health\":\"true\""))
+        .unwrap_or(false)
+}
+
+/// A minimal HTTP/1.1 GET returning (status code, raw body text).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let timeout = Duration::from_secs(1);
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad HTTP response: {text:?}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
