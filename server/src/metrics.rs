@@ -117,22 +117,12 @@ impl Metrics {
         }
         out.push_str("# HELP grpc_server_handling_seconds Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.\n# TYPE grpc_server_handling_seconds histogram\n");
         for (rpc, h) in self.latency.lock().iter() {
-            let l = labels(rpc);
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "grpc_server_handling_seconds_bucket{{{l},le=\"{bound}\"}} {}",
-                    h.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "grpc_server_handling_seconds_bucket{{{l},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(out, "grpc_server_handling_seconds_sum{{{l}}} {}", h.sum);
-            let _ = writeln!(out, "grpc_server_handling_seconds_count{{{l}}} {}", h.count);
+            h.render(&mut out, "grpc_server_handling_seconds", &labels(rpc));
         }
+        out.push_str("# HELP etcd_disk_wal_fsync_duration_seconds The latency distributions of fsync called by WAL.\n# TYPE etcd_disk_wal_fsync_duration_seconds histogram\n");
+        self.wal_fsync
+            .lock()
+            .render(&mut out, "etcd_disk_wal_fsync_duration_seconds", "");
         let gauges: [(&str, &str, &str, f64); 9] = [
             (
                 "etcd_mvcc_db_total_size_in_bytes",

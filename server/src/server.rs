@@ -117,6 +117,7 @@ impl Server {
         let (committed_tx, committed_rx) = crossbeam_channel::unbounded();
         let drop_wait = wait.clone();
         let drop_metrics = metrics.clone();
+        let fsync_metrics = metrics.clone();
         let (raft, raft_thread) = raft::spawn(
             RaftConfig {
                 id: member_id,
@@ -136,6 +137,7 @@ impl Server {
                         .fetch_add(1, Ordering::Relaxed);
                     drop_wait.trigger(id, Err(err.into()));
                 }),
+                on_fsync: Box::new(move |elapsed| fsync_metrics.observe_wal_fsync(elapsed)),
                 transport: Box::new(|msgs| {
                     tracing::warn!(
                         count = msgs.len(),

@@ -164,16 +164,17 @@ async fn only_the_leader_expires_and_a_new_leader_restarts_every_ttl() {
     h.set_leader(ME);
     sleep_ms(2_999).await;
     assert_eq!(h.revoked(), vec![]);
-    sleep_ms(1).await;
+    // Past the deadline, so the test's wake-up cannot run before the loop's own.
+    sleep_ms(10).await;
     assert_eq!(h.revoked(), vec![(1, 13_000)]);
     // Another member wins an election before lease 2 expires: nothing more here...
     h.set_leader(9);
     sleep_ms(10_000).await;
     assert_eq!(h.revoked(), vec![(1, 13_000)]);
-    // ...until this member leads again, with lease 2's TTL restarted at 23 s.
+    // ...until this member leads again, with lease 2's TTL restarted at 23.009 s.
     h.set_leader(ME);
     sleep_ms(6_000).await;
-    assert_eq!(h.revoked(), vec![(1, 13_000), (2, 28_000)]);
+    assert_eq!(h.revoked(), vec![(1, 13_000), (2, 28_009)]);
     h.shutdown().await;
 }
 

@@ -299,12 +299,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (_storage, lessor) = open(dir.path());
         let mut wb = WriteBatch::default();
-        for (id, ttl) in [(1, 30), (2, 10), (3, 20)] {
+        for (id, ttl) in [(1, 30), (2, 15), (3, 20)] {
             lessor.grant(&mut wb, id, ttl).expect("grant");
         }
         assert_eq!(lessor.leases(), vec![2, 3, 1]);
-        tokio::time::advance(Duration::from_secs(15)).await;
-        lessor.renew(2);
+        // Renewed at 9 s, lease 2 now ends at 24 s: after lease 3 (20 s).
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(lessor.renew(2), Renewal::Renewed(15));
         assert_eq!(lessor.leases(), vec![3, 2, 1]);
     }
 

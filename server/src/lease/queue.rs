@@ -231,6 +231,9 @@ mod tests {
         tokio::time::advance(secs(25)).await;
         assert_eq!(q.pop_expired(Instant::now(), RETRY, 10), vec![1, 2]);
         assert_eq!(q.ids_by_deadline(), vec![1, 2, 3]);
+        // Their revokes are applied; only lease 3 is left to expire.
+        q.remove(1);
+        q.remove(2);
         assert_eq!(q.pop_expired(t0 + secs(31), RETRY, 10), vec![3]);
     }
 
