@@ -291,6 +291,9 @@ impl Node {
     }
 
     fn on_applied(&mut self, index: u64) {
+        if index <= self.raw.raft.raft_log.applied {
+            return;
+        }
         self.raw.advance_apply_to(index);
         self.status.applied.store(index, Ordering::Release);
         let first = raft::Storage::first_index(self.raw.store()).unwrap_or(1);
@@ -349,7 +352,9 @@ impl Node {
         if !ready.persisted_messages().is_empty() {
             (self.sinks.transport)(ready.take_persisted_messages());
         }
-        let mut light = self.raw.advance(ready);
+        // `advance` would also mark the handed-out entries applied; the applier runs on
+        // its own thread and reports real progress through `Command::Applied`.
+        let mut light = self.raw.advance_append(ready);
         if let Some(commit) = light.commit_index() {
             self.raw.mut_store().set_commit(commit)?;
             self.status.commit.store(commit, Ordering::Release);
