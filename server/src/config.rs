@@ -95,6 +95,12 @@ pub struct Config {
     #[arg(long, default_value = "10m", value_parser = parse_duration_flag)]
     pub experimental_watch_progress_notify_interval: Duration,
 
+    /// Set level of detail for exported metrics, specify 'extensive' to include server side
+    /// grpc histogram metrics. (revkv exports the latency histograms at either level; the
+    /// flag is accepted so etcd command lines work unchanged.)
+    #[arg(long, default_value = "basic", value_parser = ["basic", "extensive"])]
+    pub metrics: String,
+
     /// Log level: debug, info, warn, error.
     #[arg(long, default_value = "info")]
     pub log_level: String,

@@ -26,7 +26,8 @@ fn metric(text: &str, name: &str) -> f64 {
 
 #[test]
 fn health_version_and_metrics() {
-    let s = TestServer::start();
+    // etcd exports the per-method latency histograms only at this level.
+    let s = TestServer::start_with(&["--metrics=extensive"]);
     let (code, body) = http_get(addr(&s), "/health").expect("GET /health");
     assert_eq!(code, 200);
     assert_eq!(json(&body)["health"], "true");
