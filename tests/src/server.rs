@@ -209,6 +209,20 @@ impl TestServer {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The server's resident memory (`VmRSS` from `/proc`), in bytes.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        Some(kib * 1024)
+    }
+
     /// An `etcdctl` runner pointed at this server.
     pub fn etcdctl(&self) -> Etcdctl {
         Etcdctl::new(self.endpoint())

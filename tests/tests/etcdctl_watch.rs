@@ -267,3 +267,30 @@ fn a_live_watch_sees_put_then_delete() {
     assert_eq!(events, expected);
     assert!(w.line(Duration::from_millis(300)).is_none(), "nothing more");
 }
+
+/// `lease grant 3`, `put --lease`, wait: the watch sees the PUT and then, once the lease
+/// expires, the DELETE of the same key at a later revision.
+#[test]
+fn a_watch_sees_the_delete_when_a_lease_expires() {
+    let (_s, ctl) = start();
+    let granted = ctl.ok(&["lease", "grant", "3"]);
+    // "lease 694d7a5c8e1f2a03 granted with TTL(3s)"
+    let id = granted
+        .split_whitespace()
+        .nth(1)
+        .expect("lease id in grant output")
+        .to_string();
+    let put_rev = ctl.put_rev("exp/k", "v");
+    ctl.ok(&["put", "--lease", &id, "exp/k", "leased"]);
+    // From the first put's revision, so the watch cannot miss anything while it starts.
+    let w = WatchProc::spawn(&ctl, &["--rev", &put_rev.to_string(), "--prefix", "exp/"]);
+    assert_eq!(event(&w), ("PUT".into(), "exp/k".into(), "v".into()));
+    assert_eq!(event(&w), ("PUT".into(), "exp/k".into(), "leased".into()));
+    let started = Instant::now();
+    assert_eq!(event(&w), ("DELETE".into(), "exp/k".into(), String::new()));
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "deleted long before the 3 s TTL ran out"
+    );
+    assert!(ctl.ok(&["get", "exp/k"]).is_empty());
+}
