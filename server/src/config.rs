@@ -174,8 +174,29 @@ impl Config {
             return Err(ConfigError::ElectionTooLong(self.election_timeout));
         }
         self.client_listen_addrs()?;
+        self.peer_listen_addrs()?;
+        for u in &self.initial_advertise_peer_urls {
+            if !is_http_url(u) {
+                return Err(ConfigError::BadUrl {
+                    flag: "initial-advertise-peer-urls",
+                    url: u.clone(),
+                });
+            }
+        }
         self.auto_compaction()?;
         Ok(())
+    }
+
+    pub fn peer_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        self.listen_peer_urls
+            .iter()
+            .map(|u| {
+                parse_http_url(u).ok_or(ConfigError::BadUrl {
+                    flag: "listen-peer-urls",
+                    url: u.clone(),
+                })
+            })
+            .collect()
     }
 
     pub fn client_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
@@ -227,6 +248,15 @@ pub fn parse_http_url(url: &str) -> Option<SocketAddr> {
         host.parse().ok()?
     };
     Some(SocketAddr::new(ip, port))
+}
+
+/// Whether `url` is `http://host:port` with any host name (advertised URLs need not
+/// be addresses this member can bind).
+pub fn is_http_url(url: &str) -> bool {
+    url.strip_prefix("http://")
+        .map(|r| r.trim_end_matches('/'))
+        .and_then(|r| r.rsplit_once(':'))
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 /// A duration flag: Go syntax, as etcd parses it.
@@ -321,6 +351,9 @@ mod tests {
             Some("127.0.0.1:2379".parse().expect("a"))
         );
         assert_eq!(parse_http_url("https://x:1"), None);
+        assert!(is_http_url("http://infra1:2380"));
+        assert!(!is_http_url("http://infra1"));
+        assert!(!is_http_url("https://infra1:2380"));
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("x"), None);
     }

@@ -2,8 +2,10 @@
 //!
 //! The crate is organised as DESIGN §1 lays out: `storage` owns RocksDB, `mvcc` the
 //! revisioned keyspace, `raft` the consensus node, `apply` the state machine, `api` the
-//! gRPC services and `http` the plain HTTP endpoints on the client port. `server` wires
-//! one member together and `run` serves it until a signal.
+//! gRPC services and `http` the plain HTTP endpoints on the client port; `cluster`
+//! decides which cluster a member belongs to and `transport` carries raft messages
+//! between members. `server` wires one member together and `run` serves it until a
+//! signal.
 
 pub mod api;
 pub mod apply;
@@ -18,6 +20,7 @@ pub mod raft;
 pub mod run;
 pub mod server;
 pub mod storage;
+pub mod transport;
 pub mod wait;
 pub mod watch;
 

@@ -1,5 +1,6 @@
-//! Runs a member until SIGINT/SIGTERM: bind the client listeners, start the server,
-//! serve gRPC and HTTP on the same ports, and shut down cleanly.
+//! Runs a member until SIGINT/SIGTERM: bind the client and peer listeners, start the
+//! server, serve gRPC and HTTP on the client ports and the peer transport on the peer
+//! ports, and shut down cleanly.
 
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ pub enum RunError {
     Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on client URL {url}: {source}")]
     Listen { url: String, source: std::io::Error },
+    #[error("cannot listen on peer URL {url}: {source}")]
+    ListenPeer { url: String, source: std::io::Error },
     #[error("cannot start: {0}")]
     Start(#[from] StartError),
     #[error("serving client requests failed: {0}")]
@@ -43,14 +46,27 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             })?;
         listeners.push(l);
     }
+    let mut peer_listeners = Vec::new();
+    for (url, addr) in cfg.listen_peer_urls.iter().zip(cfg.peer_listen_addrs()?) {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::ListenPeer {
+                url: url.clone(),
+                source,
+            })?;
+        peer_listeners.push(l);
+    }
     let policy = cfg.auto_compaction()?;
-    let server = tokio::task::block_in_place(|| Server::start(cfg))?;
+    let runtime = tokio::runtime::Handle::current();
+    let server = tokio::task::block_in_place(|| Server::start(cfg, runtime))?;
     tracing::info!(
         member_id = format!("{:x}", server.member_id),
         cluster_id = format!("{:x}", server.cluster_id),
         data_dir = %server.cfg.data_dir().display(),
-        "revkv started; serving client requests on {}",
-        server.cfg.listen_client_urls.join(",")
+        members = server.members.len(),
+        "revkv started; serving client requests on {} and peers on {}",
+        server.cfg.listen_client_urls.join(","),
+        server.cfg.listen_peer_urls.join(",")
     );
     let compaction = tokio::spawn(auto_compact(server.clone(), policy));
 
@@ -73,6 +89,18 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         );
     }
 
+    for listener in peer_listeners {
+        let mut stop = stop_rx.clone();
+        serving.spawn(
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(server.transport.service())
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }),
+        );
+    }
+
     let outcome = tokio::select! {
         _ = shutdown_signal() => {
             tracing::info!("received shutdown signal; stopping");
@@ -85,6 +113,9 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         },
     };
     let _ = stop_tx.send(true);
+    // Peer streams never end on their own, and a graceful server stop waits for its
+    // open streams: close ours first.
+    server.transport.shutdown();
     compaction.abort();
     // Stops on `stop_tx` without proposing anything more.
     let _ = lease_expiry.await;

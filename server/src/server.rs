@@ -20,8 +20,9 @@ use crate::lease::{self, Lessor, LessorConfig};
 use crate::metrics::Metrics;
 use crate::mvcc::compact::{Compactor, CompactorConfig};
 use crate::mvcc::KvStore;
-use crate::raft::{self, LogStore, NodeSinks, RaftConfig, RaftHandle};
+use crate::raft::{self, LogStore, Mailbox, NodeSinks, RaftConfig, RaftHandle};
 use crate::storage::{self, meta, Storage, StorageConfig};
+use crate::transport::{self, Identity, Transport, TransportConfig};
 use crate::wait::Wait;
 use crate::watch::{Hub, WatchConfig};
 use crate::Error;
@@ -38,6 +39,10 @@ pub struct Server {
     pub watch: Arc<Hub>,
     pub cluster_id: u64,
     pub member_id: u64,
+    /// The membership this member started with (persisted; see `cluster::bootstrap`).
+    pub members: Vec<cluster::Member>,
+    /// Raft messages to and from the other members.
+    pub transport: Arc<Transport>,
     wait: Arc<Wait<Outcome>>,
     compactor: Arc<Compactor>,
     applied: watch::Receiver<u64>,
@@ -60,6 +65,8 @@ pub enum StartError {
     Cluster(#[from] cluster::Error),
     #[error("restoring leases: {0}")]
     Lease(#[from] lease::Error),
+    #[error("peer transport: {0}")]
+    Transport(#[from] transport::Error),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -72,22 +79,12 @@ impl From<::raft::Error> for StartError {
 
 impl Server {
     /// Opens the data dir, replays what the log holds beyond the applied index, and
-    /// starts the raft, apply and compactor threads.
-    pub fn start(cfg: Config) -> Result<Arc<Server>, StartError> {
-        let members =
-            cluster::parse_initial_cluster(&cfg.initial_cluster(), &cfg.initial_cluster_token)?;
-        let me = members
-            .iter()
-            .find(|m| m.name == cfg.name)
-            .ok_or_else(|| cluster::Error::NameNotFound(cfg.name.clone()))?;
-        if members.len() > 1 {
-            return Err(StartError::Unsupported(format!(
-                "--initial-cluster names {} members; this build runs single-member clusters only (no peer transport yet)",
-                members.len()
-            )));
-        }
+    /// starts the raft, apply and compactor threads and the peer senders (on
+    /// `runtime`).
+    pub fn start(cfg: Config, runtime: tokio::runtime::Handle) -> Result<Arc<Server>, StartError> {
         let storage = Storage::open(&cfg.data_dir(), &StorageConfig::default())?;
-        let (member_id, cluster_id) = identity(&storage, me.id, &members)?;
+        let boot = cluster::bootstrap(&storage, &cfg)?;
+        let (member_id, cluster_id) = (boot.member_id, boot.cluster_id);
 
         let store = KvStore::open(storage.clone())?;
         let compactor = Arc::new(Compactor::spawn(
@@ -110,7 +107,9 @@ impl Server {
         );
         watch.spawn_tasks();
         let applied_index = storage.get_meta_u64(meta::APPLIED_INDEX)?.unwrap_or(0);
-        let log = LogStore::open(storage, &[member_id])?;
+        // On a fresh start every initial member is a voter; afterwards the persisted
+        // configuration wins.
+        let log = LogStore::open(storage, &boot.voters())?;
 
         let wait: Arc<Wait<Outcome>> = Arc::default();
         let metrics = Arc::new(Metrics::default());
@@ -118,15 +117,35 @@ impl Server {
         let drop_wait = wait.clone();
         let drop_metrics = metrics.clone();
         let fsync_metrics = metrics.clone();
-        let (raft, raft_thread) = raft::spawn(
-            RaftConfig {
-                id: member_id,
-                tick: Duration::from_millis(cfg.heartbeat_interval),
-                election_ticks: (cfg.election_timeout / cfg.heartbeat_interval.max(1)) as usize,
-                snapshot_count: cfg.snapshot_count.max(1),
-                catch_up_entries: 5000,
-                max_pending: 16 * 1024,
+        let raft_cfg = RaftConfig {
+            id: member_id,
+            tick: Duration::from_millis(cfg.heartbeat_interval),
+            election_ticks: (cfg.election_timeout / cfg.heartbeat_interval.max(1)) as usize,
+            snapshot_count: cfg.snapshot_count.max(1),
+            catch_up_entries: 5000,
+            max_pending: 16 * 1024,
+            read_retry: Duration::from_millis(500),
+        };
+        let mailbox = Mailbox::new(&raft_cfg);
+        let transport = Arc::new(Transport::new(
+            Identity {
+                cluster_id,
+                member_id,
             },
+            TransportConfig::new(
+                Duration::from_millis(cfg.heartbeat_interval),
+                Duration::from_millis(cfg.election_timeout),
+                cfg.max_request_bytes,
+            ),
+            mailbox.peer_inbox(),
+            runtime,
+        ));
+        for m in boot.peers() {
+            transport.add_peer(m.id, m.peer_urls.clone())?;
+        }
+        let send_transport = transport.clone();
+        let (raft, raft_thread) = raft::spawn(
+            raft_cfg,
             log,
             applied_index,
             NodeSinks {
@@ -138,13 +157,9 @@ impl Server {
                     drop_wait.trigger(id, Err(err.into()));
                 }),
                 on_fsync: Box::new(move |elapsed| fsync_metrics.observe_wal_fsync(elapsed)),
-                transport: Box::new(|msgs| {
-                    tracing::warn!(
-                        count = msgs.len(),
-                        "no peer transport; dropping raft messages"
-                    );
-                }),
+                transport: Box::new(move |msgs| send_transport.send(msgs)),
             },
+            mailbox,
         )?;
 
         let (applied_tx, applied_rx) = watch::channel(applied_index);
@@ -187,6 +202,8 @@ impl Server {
             watch,
             cluster_id,
             member_id,
+            members: boot.members,
+            transport,
             wait,
             compactor,
             applied: applied_rx,
@@ -304,34 +321,12 @@ impl Server {
 
     /// Stops the raft task (which stops the applier) and joins the threads.
     pub fn shutdown(&self) {
+        self.transport.shutdown();
         self.raft.shutdown();
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
     }
-}
-
-/// Loads the persisted identity, or records the one derived from the flags. Once
-/// written it wins over the flags (etcd: the data dir's membership is authoritative).
-fn identity(
-    storage: &Storage,
-    flag_member: u64,
-    members: &[cluster::InitialMember],
-) -> Result<(u64, u64), StartError> {
-    if let (Some(m), Some(c)) = (
-        storage.get_meta_u64(meta::MEMBER_ID)?,
-        storage.get_meta_u64(meta::CLUSTER_ID)?,
-    ) {
-        return Ok((m, c));
-    }
-    let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
-    let cluster = cluster::cluster_id(&ids);
-    let mut wb = rocksdb::WriteBatch::default();
-    let cf = storage.cf(storage::CF_META);
-    wb.put_cf(cf, meta::MEMBER_ID, storage::encode_u64(flag_member));
-    wb.put_cf(cf, meta::CLUSTER_ID, storage::encode_u64(cluster));
-    storage.write(wb, true)?;
-    Ok((flag_member, cluster))
 }
 
 fn unix_millis() -> u64 {

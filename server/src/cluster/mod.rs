@@ -1,9 +1,14 @@
-//! Cluster identity: member and cluster IDs derived as etcd derives them.
+//! Cluster identity: member and cluster IDs derived as etcd derives them, and the
+//! membership a member bootstraps with ([`bootstrap`]).
 //!
 //! A member's ID is the first 8 bytes (big-endian) of SHA-1 over its sorted peer URLs
 //! followed by the cluster token; the cluster ID is the same over the sorted member IDs.
 //! Identical flags therefore give identical IDs on every member (and the same IDs etcd
 //! would compute), with no coordination.
+
+mod bootstrap;
+
+pub use bootstrap::{bootstrap, Bootstrap};
 
 use sha1::{Digest, Sha1};
 
@@ -15,12 +20,38 @@ pub struct InitialMember {
     pub id: u64,
 }
 
+/// A member of the cluster as this member knows it (persisted in the meta column
+/// family as `revkvpb.Member`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    /// Known for the local member only until members publish their attributes.
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("--initial-cluster entry {0:?} is not name=url")]
     BadEntry(String),
     #[error("couldn't find local name {0:?} in the initial cluster configuration")]
     NameNotFound(String),
+    #[error("--initial-cluster has {name}={cluster} but missing from --initial-advertise-peer-urls={advertise}")]
+    AdvertiseMismatch {
+        name: String,
+        cluster: String,
+        advertise: String,
+    },
+    #[error("--initial-cluster lists peer URL {0} for more than one member")]
+    DuplicateMember(String),
+    #[error("--initial-cluster-state=existing on an empty data dir: joining a running cluster needs `member add` and snapshot install, which this build does not have yet; bootstrap all members with --initial-cluster-state=new")]
+    JoinUnsupported,
+    #[error("reading cluster membership: {0}")]
+    Storage(#[from] crate::storage::Error),
+    #[error("corrupt cluster membership in the data dir: {0}")]
+    Corrupt(String),
 }
 
 fn first_u64(digest: &[u8]) -> u64 {

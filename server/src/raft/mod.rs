@@ -4,7 +4,7 @@ pub mod log_store;
 pub mod node;
 
 pub use log_store::LogStore;
-pub use node::{spawn, Command, NodeSinks, RaftConfig, RaftHandle, RaftStatus};
+pub use node::{spawn, Command, Mailbox, NodeSinks, PeerInbox, RaftConfig, RaftHandle, RaftStatus};
 
 /// Errors of the raft layer; the first five are etcd's client-visible ones.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
-use raft::prelude::{Entry, Message};
+use raft::prelude::{Entry, Message, MessageType};
 use raft::{RawNode, StateRole};
 use tokio::sync::oneshot;
 
@@ -36,6 +36,10 @@ pub struct RaftConfig {
     pub catch_up_entries: u64,
     /// Bound of the command queue; a full queue rejects with "too many requests".
     pub max_pending: usize,
+    /// How long a ReadIndex round may go unanswered before it is sent again (etcd's
+    /// `readIndexRetryTime`): a leader drops read requests until it has committed an
+    /// entry of its term, and a forwarded request can be lost on the network.
+    pub read_retry: Duration,
 }
 
 /// What the raft task is asked to do.
@@ -52,7 +56,62 @@ pub enum Command {
     },
     /// The applier finished everything up to this index.
     Applied(u64),
+    /// A raft message from a peer.
+    Step(Box<Message>),
+    /// The transport could not deliver a message to this peer.
+    Unreachable(u64),
     Shutdown,
+}
+
+/// The raft task's command channel, created before the task so that the transport
+/// (which the task sends through) can hold the way back in.
+pub struct Mailbox {
+    tx: Sender<Command>,
+    rx: Receiver<Command>,
+}
+
+impl Mailbox {
+    pub fn new(cfg: &RaftConfig) -> Mailbox {
+        Mailbox::with_capacity(cfg.max_pending)
+    }
+
+    /// A mailbox of `capacity` commands.
+    pub fn with_capacity(capacity: usize) -> Mailbox {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        Mailbox { tx, rx }
+    }
+
+    /// The receiving end, for tests that stand in for the raft task.
+    #[cfg(test)]
+    pub(crate) fn receiver(&self) -> &Receiver<Command> {
+        &self.rx
+    }
+
+    /// What the peer transport may tell the raft task: nothing but incoming messages
+    /// and unreachable peers.
+    pub fn peer_inbox(&self) -> PeerInbox {
+        PeerInbox {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+/// The transport's way into the raft task. Never blocks: when the raft task is
+/// backlogged a message is dropped, which raft tolerates (it retransmits).
+#[derive(Clone)]
+pub struct PeerInbox {
+    tx: Sender<Command>,
+}
+
+impl PeerInbox {
+    /// Queues a message from a peer; false if it was dropped.
+    pub fn step(&self, msg: Message) -> bool {
+        self.tx.try_send(Command::Step(Box::new(msg))).is_ok()
+    }
+
+    pub fn unreachable(&self, peer: u64) {
+        let _ = self.tx.try_send(Command::Unreachable(peer));
+    }
 }
 
 /// Live raft facts for status reports and response headers.
@@ -146,6 +205,25 @@ struct PendingRead {
     ticks: usize,
 }
 
+/// A ReadIndex request context: the member id, then a per-member counter. The leader
+/// keys pending reads by context and ignores a context it already holds, so contexts
+/// must differ across members, not only within one.
+fn read_ctx(member: u64, seq: u64) -> Vec<u8> {
+    let mut ctx = Vec::with_capacity(16);
+    ctx.extend_from_slice(&member.to_be_bytes());
+    ctx.extend_from_slice(&seq.to_be_bytes());
+    ctx
+}
+
+/// The counter of a context made by [`read_ctx`] for `member`.
+fn read_seq(member: u64, ctx: &[u8]) -> Option<u64> {
+    let (id, seq) = ctx.split_at_checked(8)?;
+    if u64::from_be_bytes(id.try_into().ok()?) != member {
+        return None;
+    }
+    Some(u64::from_be_bytes(seq.try_into().ok()?))
+}
+
 struct Node {
     raw: RawNode<LogStore>,
     cfg: RaftConfig,
@@ -163,6 +241,7 @@ pub fn spawn(
     log: LogStore,
     applied: u64,
     sinks: NodeSinks,
+    mailbox: Mailbox,
 ) -> Result<(RaftHandle, JoinHandle<()>), Error> {
     let raft_cfg = raft::Config {
         id: cfg.id,
@@ -181,14 +260,16 @@ pub fn spawn(
     let single_voter = raw.raft.prs().conf().voters().ids().len() == 1
         && raw.raft.prs().conf().voters().contains(cfg.id);
     if single_voter {
-        // Nobody else can win; skip the election timeout.
+        // Nobody else can win; skip the election timeout. With several voters the
+        // members wait out a (randomised) election timeout instead, so they do not all
+        // campaign at once.
         raw.campaign()?;
     }
     let status = Arc::new(RaftStatus {
         id: cfg.id,
         ..Default::default()
     });
-    let (tx, rx) = crossbeam_channel::bounded(cfg.max_pending);
+    let Mailbox { tx, rx } = mailbox;
     let handle = RaftHandle {
         tx,
         status: status.clone(),
@@ -253,17 +334,46 @@ impl Node {
             }
             Command::ReadIndex { reply } => self.queued_reads.push(reply),
             Command::Applied(index) => self.on_applied(index),
+            Command::Step(msg) => self.step(*msg),
+            Command::Unreachable(peer) => self.raw.report_unreachable(peer),
             Command::Shutdown => return false,
         }
         true
     }
 
+    fn step(&mut self, msg: Message) {
+        if msg.get_msg_type() == MessageType::MsgSnapshot {
+            // Stepping it would make raft believe the state machine was replaced.
+            tracing::error!(
+                from = format!("{:x}", msg.from),
+                index = msg.get_snapshot().get_metadata().index,
+                "received a raft snapshot, but installing snapshots is not supported yet; dropping it"
+            );
+            return;
+        }
+        match self.raw.step(msg) {
+            Ok(()) => {}
+            // A response from a member that is no longer in the configuration, or a
+            // local-only message type arriving from the network: nothing to do.
+            Err(raft::Error::StepPeerNotFound | raft::Error::StepLocalMsg) => {
+                tracing::debug!("ignored a raft message")
+            }
+            Err(e) => tracing::warn!(error = %e, "raft rejected a peer message"),
+        }
+    }
+
     fn tick(&mut self) {
         self.raw.tick();
         let limit = 2 * self.cfg.election_ticks;
-        self.reads.retain(|_, r| {
+        let tick_ms = self.cfg.tick.as_millis().max(1);
+        let retry = (self.cfg.read_retry.as_millis() / tick_ms).max(1) as usize;
+        let mut resend = Vec::new();
+        self.reads.retain(|&seq, r| {
             r.ticks += 1;
             if r.ticks <= limit {
+                if r.ticks % retry == 0 {
+                    resend.push(seq);
+                }
                 return true;
             }
             for reply in r.replies.drain(..) {
@@ -271,6 +381,11 @@ impl Node {
             }
             false
         });
+        if self.raw.raft.leader_id != raft::INVALID_ID {
+            for seq in resend {
+                self.raw.read_index(read_ctx(self.cfg.id, seq));
+            }
+        }
     }
 
     fn start_read_round(&mut self) {
@@ -283,11 +398,11 @@ impl Node {
             }
             return;
         }
-        let ctx = self.next_read_ctx;
+        let seq = self.next_read_ctx;
         self.next_read_ctx += 1;
-        self.raw.read_index(ctx.to_be_bytes().to_vec());
+        self.raw.read_index(read_ctx(self.cfg.id, seq));
         let replies = std::mem::take(&mut self.queued_reads);
-        self.reads.insert(ctx, PendingRead { replies, ticks: 0 });
+        self.reads.insert(seq, PendingRead { replies, ticks: 0 });
     }
 
     fn on_applied(&mut self, index: u64) {
@@ -313,10 +428,25 @@ impl Node {
         }
         let mut ready = self.raw.ready();
         if let Some(ss) = ready.ss() {
+            let previous = self.status.leader.load(Ordering::Acquire);
+            if previous != raft::INVALID_ID && ss.leader_id != previous {
+                // A read forwarded to the old leader will never be answered; etcd
+                // fails it at once with "leader changed" so the client can retry.
+                for (_, r) in self.reads.drain() {
+                    for reply in r.replies {
+                        let _ = reply.send(Err(Error::LeaderChanged));
+                    }
+                }
+                tracing::info!(
+                    previous = format!("{previous:x}"),
+                    leader = format!("{:x}", ss.leader_id),
+                    "raft leader changed"
+                );
+            }
             self.status.leader.store(ss.leader_id, Ordering::Release);
             self.status.leader_changes.send_replace(ss.leader_id);
             if ss.raft_state == StateRole::Leader {
-                tracing::info!(id = self.cfg.id, "became leader");
+                tracing::info!(id = format!("{:x}", self.cfg.id), "became leader");
             }
         }
         if !ready.messages().is_empty() {
@@ -337,13 +467,10 @@ impl Node {
             self.status.commit.store(hs.commit, Ordering::Release);
         }
         for rs in ready.take_read_states() {
-            let ctx = rs
-                .request_ctx
-                .as_slice()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            if let Some(r) = self.reads.remove(&ctx) {
+            let Some(seq) = read_seq(self.cfg.id, &rs.request_ctx) else {
+                continue;
+            };
+            if let Some(r) = self.reads.remove(&seq) {
                 for reply in r.replies {
                     let _ = reply.send(Ok(rs.index));
                 }
@@ -391,7 +518,10 @@ impl Node {
                 Command::ReadIndex { reply } => {
                     let _ = reply.send(Err(err.clone()));
                 }
-                Command::Applied(_) | Command::Shutdown => {}
+                Command::Applied(_)
+                | Command::Step(_)
+                | Command::Unreachable(_)
+                | Command::Shutdown => {}
             }
         }
     }

@@ -1,0 +1,286 @@
+//! The peer transport: raft messages between members over gRPC (`revkvpb.Peer`).
+//!
+//! Sending: the raft task hands its outgoing messages to [`Transport::send`], which
+//! only pushes them onto one bounded queue per peer and never waits. A sender task
+//! per peer (tokio) dials the peer, checks its identity and streams the queue to it,
+//! reconnecting with backoff. A full queue drops the message and reports the peer
+//! unreachable to raft, which then probes it instead of streaming to it.
+//!
+//! Receiving: [`PeerService`] accepts the streams other members dial and passes each
+//! message to the raft task ([`PeerInbox`]).
+//!
+//! Identity: every stream starts with a hello carrying the cluster ID, and every
+//! message carries it again. The accepting side refuses a stream of another cluster
+//! (or meant for another member); the dialing side refuses a peer whose reply names
+//! another cluster or member. A refused peer never gets a raft message from us and
+//! none of its messages reach raft, so a mis-configured member can neither join nor
+//! disturb a cluster. Both sides log the two IDs.
+
+mod activity;
+mod sender;
+mod service;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use raft::prelude::Message;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use activity::PeerActivity;
+pub use service::PeerService;
+
+use crate::raft::PeerInbox;
+
+/// Why a peer stream could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid peer URL {0:?}")]
+    BadUrl(String),
+    #[error("cannot connect: {}", chain(.0))]
+    Connect(#[from] tonic::transport::Error),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("peer answered {code:?}: {message}")]
+    Refused { code: tonic::Code, message: String },
+    #[error("peer cluster ID {remote:x} does not match local cluster ID {local:x}")]
+    ClusterMismatch { remote: u64, local: u64 },
+    #[error("peer member ID {remote:x} does not match the expected member ID {expected:x}")]
+    MemberMismatch { remote: u64, expected: u64 },
+    #[error("peer closed the stream")]
+    Closed,
+    #[error("encoding a raft message: {0}")]
+    Encode(#[from] protobuf::ProtobufError),
+}
+
+impl From<tonic::Status> for Error {
+    fn from(s: tonic::Status) -> Self {
+        Error::Refused {
+            code: s.code(),
+            message: s.message().to_string(),
+        }
+    }
+}
+
+/// gRPC metadata keys on a refusal: the refusing member's cluster and member ID (hex),
+/// so the dialer can report the mismatch in its own terms.
+const CLUSTER_ID_KEY: &str = "revkv-cluster-id";
+const MEMBER_ID_KEY: &str = "revkv-member-id";
+
+/// An error with its sources, which tonic's transport errors keep to themselves.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+/// Logs a repeating complaint about one peer at most once per `every`; a refused
+/// peer retries forever and must not flood the log.
+struct LogLimiter {
+    every: Duration,
+    last: Mutex<HashMap<u64, std::time::Instant>>,
+}
+
+impl LogLimiter {
+    fn new(every: Duration) -> Self {
+        LogLimiter {
+            every,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// True when a message about `peer` should be logged now.
+    fn allow(&self, peer: u64) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self.last.lock();
+        match last.get(&peer) {
+            Some(t) if now.duration_since(*t) < self.every => false,
+            _ => {
+                last.insert(peer, now);
+                true
+            }
+        }
+    }
+}
+
+/// Tunables of the transport.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Messages queued per peer before new ones are dropped (etcd: 4096).
+    pub queue_len: usize,
+    /// Bound on connecting and on the handshake.
+    pub dial_timeout: Duration,
+    /// First and longest wait between reconnection attempts.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Wait before dialing again a peer that turned out to belong to another cluster
+    /// (or to be another member): a configuration error, fixed by a human if at all.
+    pub refused_backoff: Duration,
+    /// Largest encoded peer message accepted or sent (one raft message with entries).
+    pub max_message_bytes: usize,
+    /// How recent a peer's traffic must be for it to count as active.
+    pub active_window: Duration,
+    /// Least time between two acknowledgements on an accepted stream.
+    pub ack_interval: Duration,
+}
+
+impl TransportConfig {
+    /// Defaults derived from the raft timing flags and `--max-request-bytes`.
+    pub fn new(heartbeat: Duration, election: Duration, max_request_bytes: usize) -> Self {
+        TransportConfig {
+            queue_len: 4096,
+            dial_timeout: Duration::from_secs(1),
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(1).max(heartbeat * 4),
+            refused_backoff: Duration::from_secs(5),
+            // Raft fills a message with up to 1 MiB of entries but always includes one,
+            // and an entry may be as large as a request.
+            max_message_bytes: max_request_bytes + (4 << 20),
+            active_window: election,
+            ack_interval: heartbeat,
+        }
+    }
+}
+
+/// Who we are, as told to every peer.
+#[derive(Clone, Copy, Debug)]
+pub struct Identity {
+    pub cluster_id: u64,
+    pub member_id: u64,
+}
+
+struct PeerQueue {
+    tx: mpsc::Sender<Message>,
+    task: JoinHandle<()>,
+}
+
+pub struct Transport {
+    me: Identity,
+    cfg: TransportConfig,
+    inbox: PeerInbox,
+    activity: Arc<PeerActivity>,
+    runtime: Handle,
+    peers: RwLock<HashMap<u64, PeerQueue>>,
+    /// Tasks serving accepted streams, aborted at shutdown.
+    accepted: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Transport {
+    pub fn new(me: Identity, cfg: TransportConfig, inbox: PeerInbox, runtime: Handle) -> Self {
+        Transport {
+            me,
+            activity: Arc::new(PeerActivity::new(cfg.active_window)),
+            cfg,
+            inbox,
+            runtime,
+            peers: RwLock::new(HashMap::new()),
+            accepted: Arc::default(),
+        }
+    }
+
+    /// Starts streaming to `peer` at `urls` (tried in turn).
+    pub fn add_peer(&self, peer: u64, urls: Vec<String>) -> Result<(), Error> {
+        if urls.is_empty() {
+            return Err(Error::BadUrl(String::new()));
+        }
+        for url in &urls {
+            if !crate::config::is_http_url(url) {
+                return Err(Error::BadUrl(url.clone()));
+            }
+        }
+        let (tx, rx) = mpsc::channel(self.cfg.queue_len.max(1));
+        let sender = sender::PeerSender {
+            me: self.me,
+            peer,
+            urls,
+            cfg: self.cfg.clone(),
+            rx,
+            inbox: self.inbox.clone(),
+            activity: self.activity.clone(),
+        };
+        let task = self.runtime.spawn(sender.run());
+        if let Some(old) = self.peers.write().insert(peer, PeerQueue { tx, task }) {
+            old.task.abort();
+        }
+        Ok(())
+    }
+
+    /// Stops streaming to `peer`.
+    pub fn remove_peer(&self, peer: u64) {
+        if let Some(q) = self.peers.write().remove(&peer) {
+            q.task.abort();
+        }
+        self.activity.remove(peer);
+    }
+
+    /// Queues messages for their peers without blocking; called by the raft task.
+    pub fn send(&self, msgs: Vec<Message>) {
+        let mut unreachable = Vec::new();
+        {
+            let peers = self.peers.read();
+            for m in msgs {
+                let to = m.to;
+                let Some(q) = peers.get(&to) else {
+                    tracing::debug!(to = format!("{to:x}"), "no transport for raft message");
+                    continue;
+                };
+                if q.tx.try_send(m).is_err() && !unreachable.contains(&to) {
+                    unreachable.push(to);
+                }
+            }
+        }
+        for peer in unreachable {
+            tracing::debug!(
+                peer = format!("{peer:x}"),
+                "peer queue full; dropped a raft message"
+            );
+            self.inbox.unreachable(peer);
+        }
+    }
+
+    /// The gRPC service other members dial, to be served on `--listen-peer-urls`.
+    pub fn service(&self) -> revkv_proto::revkvpb::peer_server::PeerServer<PeerService> {
+        let svc = PeerService {
+            me: self.me,
+            inbox: self.inbox.clone(),
+            activity: self.activity.clone(),
+            ack_interval: self.cfg.ack_interval,
+            tasks: self.accepted.clone(),
+            refusals: Arc::new(LogLimiter::new(Duration::from_secs(30))),
+        };
+        revkv_proto::revkvpb::peer_server::PeerServer::new(svc)
+            .max_decoding_message_size(self.cfg.max_message_bytes)
+            .max_encoding_message_size(self.cfg.max_message_bytes)
+    }
+
+    pub fn activity(&self) -> &PeerActivity {
+        &self.activity
+    }
+
+    /// Stops every sender and every accepted stream.
+    pub fn shutdown(&self) {
+        for (_, q) in self.peers.write().drain() {
+            q.task.abort();
+        }
+        for t in self.accepted.lock().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,252 @@
+//! One task per peer: dial, handshake, then stream the peer's queue to it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use protobuf::Message as _;
+use raft::prelude::Message;
+use revkv_proto::revkvpb::peer_client::PeerClient;
+use revkv_proto::revkvpb::{RaftMessage, SendResponse};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+use tonic::Streaming;
+
+use super::{Error, Identity, PeerActivity, TransportConfig, CLUSTER_ID_KEY, MEMBER_ID_KEY};
+use crate::raft::PeerInbox;
+
+/// Raft messages buffered inside one open gRPC stream; the per-peer queue in front
+/// of it is the real buffer.
+const STREAM_BUFFER: usize = 256;
+
+pub(super) struct PeerSender {
+    pub me: Identity,
+    pub peer: u64,
+    pub urls: Vec<String>,
+    pub cfg: TransportConfig,
+    pub rx: mpsc::Receiver<Message>,
+    pub inbox: PeerInbox,
+    pub activity: Arc<PeerActivity>,
+}
+
+/// An open, verified stream to the peer.
+struct Stream {
+    out: mpsc::Sender<RaftMessage>,
+    replies: Streaming<SendResponse>,
+}
+
+/// How a connected stream ended.
+enum Ended {
+    /// The transport dropped this peer: the task is done.
+    Removed,
+    Broken(Error),
+}
+
+impl PeerSender {
+    pub async fn run(mut self) {
+        let peer = format!("{:x}", self.peer);
+        let mut backoff = self.cfg.backoff_min;
+        // The last failure logged, so a peer that stays down is reported once, not
+        // at every retry.
+        let mut failing: Option<String> = None;
+        for attempt in 0usize.. {
+            let url = self.urls[attempt % self.urls.len()].clone();
+            match self.connect(&url).await {
+                Ok(stream) => {
+                    if failing.take().is_some() {
+                        tracing::info!(peer, url, "connected to peer");
+                    }
+                    backoff = self.cfg.backoff_min;
+                    match self.pump(stream).await {
+                        Ended::Removed => return,
+                        Ended::Broken(e) => {
+                            tracing::warn!(peer, url, error = %e, "peer stream broke; reconnecting");
+                            self.inbox.unreachable(self.peer);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    if failing.as_deref() != Some(msg.as_str()) {
+                        match &e {
+                            Error::ClusterMismatch { .. }
+                            | Error::MemberMismatch { .. }
+                            | Error::Refused {
+                                code: tonic::Code::FailedPrecondition,
+                                ..
+                            } => tracing::error!(
+                                peer,
+                                url,
+                                local_cluster_id = format!("{:x}", self.me.cluster_id),
+                                "refusing to send to peer: {msg}"
+                            ),
+                            _ => tracing::warn!(peer, url, error = %e, "cannot reach peer"),
+                        }
+                        failing = Some(msg);
+                    }
+                    // A peer of another cluster is a configuration error: retry,
+                    // since it may be fixed, but slowly.
+                    if matches!(
+                        e,
+                        Error::ClusterMismatch { .. }
+                            | Error::MemberMismatch { .. }
+                            | Error::Refused {
+                                code: tonic::Code::FailedPrecondition,
+                                ..
+                            }
+                    ) {
+                        if !self
+                            .discard_until(Instant::now() + self.cfg.refused_backoff)
+                            .await
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            if !self.discard_until(Instant::now() + backoff).await {
+                return;
+            }
+            backoff = (backoff * 2).min(self.cfg.backoff_max);
+        }
+    }
+
+    /// Dials `url` and completes the handshake: our hello, then the peer's reply,
+    /// which must name our cluster and the member we meant to reach.
+    async fn connect(&self, url: &str) -> Result<Stream, Error> {
+        let dial = self.cfg.dial_timeout;
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|_| Error::BadUrl(url.to_string()))?
+            .connect_timeout(dial)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5));
+        let channel = timeout(dial, endpoint.connect())
+            .await
+            .map_err(|_| Error::Timeout(dial))??;
+        let mut client = PeerClient::new(channel)
+            .max_decoding_message_size(self.cfg.max_message_bytes)
+            .max_encoding_message_size(self.cfg.max_message_bytes);
+        let (out, out_rx) = mpsc::channel(STREAM_BUFFER);
+        out.try_send(RaftMessage {
+            cluster_id: self.me.cluster_id,
+            from: self.me.member_id,
+            to: self.peer,
+            message: Vec::new(),
+        })
+        .map_err(|_| Error::Closed)?;
+        let resp = timeout(dial, client.send(ReceiverStream::new(out_rx)))
+            .await
+            .map_err(|_| Error::Timeout(dial))?
+            .map_err(|s| self.refusal(s))?;
+        let mut replies = resp.into_inner();
+        let hello = timeout(dial, replies.message())
+            .await
+            .map_err(|_| Error::Timeout(dial))??
+            .ok_or(Error::Closed)?;
+        self.check(&hello)?;
+        self.activity.saw(self.peer);
+        Ok(Stream { out, replies })
+    }
+
+    fn check(&self, reply: &SendResponse) -> Result<(), Error> {
+        self.check_ids(reply.cluster_id, reply.member_id)
+    }
+
+    fn check_ids(&self, cluster: u64, member: u64) -> Result<(), Error> {
+        if cluster != self.me.cluster_id {
+            return Err(Error::ClusterMismatch {
+                remote: cluster,
+                local: self.me.cluster_id,
+            });
+        }
+        if member != self.peer {
+            return Err(Error::MemberMismatch {
+                remote: member,
+                expected: self.peer,
+            });
+        }
+        Ok(())
+    }
+
+    /// A refused handshake, restated from our side when the peer said who it is.
+    fn refusal(&self, status: tonic::Status) -> Error {
+        let id = |key| {
+            status
+                .metadata()
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| u64::from_str_radix(v, 16).ok())
+        };
+        if status.code() == tonic::Code::FailedPrecondition {
+            if let (Some(cluster), Some(member)) = (id(CLUSTER_ID_KEY), id(MEMBER_ID_KEY)) {
+                if let Err(e) = self.check_ids(cluster, member) {
+                    return e;
+                }
+            }
+        }
+        status.into()
+    }
+
+    /// Streams queued messages until the stream breaks or the peer is removed.
+    async fn pump(&mut self, mut stream: Stream) -> Ended {
+        loop {
+            tokio::select! {
+                msg = self.rx.recv() => {
+                    let Some(msg) = msg else { return Ended::Removed };
+                    let message = match msg.write_to_bytes() {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot encode a raft message; dropped");
+                            continue;
+                        }
+                    };
+                    let m = RaftMessage {
+                        cluster_id: self.me.cluster_id,
+                        from: self.me.member_id,
+                        to: self.peer,
+                        message,
+                    };
+                    // Waits only for this peer's stream; the raft task is never held up
+                    // because it only ever try-sends into the queue.
+                    if stream.out.send(m).await.is_err() {
+                        return Ended::Broken(Error::Closed);
+                    }
+                }
+                reply = stream.replies.message() => match reply {
+                    Ok(Some(ack)) => {
+                        if let Err(e) = self.check(&ack) {
+                            return Ended::Broken(e);
+                        }
+                        self.activity.saw(self.peer);
+                    }
+                    Ok(None) => return Ended::Broken(Error::Closed),
+                    Err(status) => return Ended::Broken(status.into()),
+                },
+            }
+        }
+    }
+
+    /// Waits until `deadline`, dropping what is queued meanwhile (raft resends what
+    /// matters) and telling raft once that the peer is unreachable. False when the
+    /// peer was removed.
+    async fn discard_until(&mut self, deadline: Instant) -> bool {
+        let mut reported = false;
+        loop {
+            tokio::select! {
+                _ = sleep_until(deadline) => return true,
+                msg = self.rx.recv() => {
+                    if msg.is_none() {
+                        return false;
+                    }
+                    if !reported {
+                        self.inbox.unreachable(self.peer);
+                        reported = true;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The accepting side: streams other members dial to us.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use protobuf::Message as _;
+use raft::prelude::Message;
+use revkv_proto::revkvpb::peer_server::Peer;
+use revkv_proto::revkvpb::{RaftMessage, SendResponse};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{Identity, LogLimiter, PeerActivity, CLUSTER_ID_KEY, MEMBER_ID_KEY};
+use crate::raft::PeerInbox;
+
+/// How long a dialer may take to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct PeerService {
+    pub(super) me: Identity,
+    pub(super) inbox: PeerInbox,
+    pub(super) activity: Arc<PeerActivity>,
+    pub(super) ack_interval: Duration,
+    pub(super) tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// A refused member redials every few seconds; say so once in a while, not each
+    /// time.
+    pub(super) refusals: Arc<LogLimiter>,
+}
+
+impl PeerService {
+    /// The accepting side's identity check; the error names both IDs and is logged
+    /// here as well as returned to the dialer.
+    fn check(&self, m: &RaftMessage, addr: &str) -> Result<(), Status> {
+        let msg = if m.cluster_id != self.me.cluster_id {
+            format!(
+                "peer cluster ID {:x} does not match local cluster ID {:x}",
+                m.cluster_id, self.me.cluster_id
+            )
+        } else if m.to != self.me.member_id {
+            format!(
+                "peer asked for member ID {:x}, but this is member ID {:x}",
+                m.to, self.me.member_id
+            )
+        } else {
+            return Ok(());
+        };
+        let peer = format!("{:x}", m.from);
+        if self.refusals.allow(m.from) {
+            tracing::error!(peer, remote_addr = addr, "refused a peer stream: {msg}");
+        } else {
+            tracing::debug!(peer, remote_addr = addr, "refused a peer stream: {msg}");
+        }
+        // Our IDs travel in metadata so the dialer can name both IDs from its side.
+        let mut meta = tonic::metadata::MetadataMap::new();
+        for (key, id) in [
+            (CLUSTER_ID_KEY, self.me.cluster_id),
+            (MEMBER_ID_KEY, self.me.member_id),
+        ] {
+            if let Ok(v) = format!("{id:x}").parse() {
+                meta.insert(key, v);
+            }
+        }
+        Err(Status::with_metadata(
+            tonic::Code::FailedPrecondition,
+            msg,
+            meta,
+        ))
+    }
+
+    fn reply(&self, received: u64) -> SendResponse {
+        SendResponse {
+            cluster_id: self.me.cluster_id,
+            member_id: self.me.member_id,
+            received,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn send(
+        &self,
+        request: Request<Streaming<RaftMessage>>,
+    ) -> Result<Response<BoxStream<SendResponse>>, Status> {
+        let addr = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let mut inbound = request.into_inner();
+        let hello = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no peer hello"))??
+            .ok_or_else(|| Status::cancelled("peer closed the stream before its hello"))?;
+        self.check(&hello, &addr)?;
+        let from = hello.from;
+        self.activity.saw(from);
+        let (tx, rx) = mpsc::channel(2);
+        // Room for two: this cannot fail.
+        let _ = tx.try_send(Ok(self.reply(0)));
+        let receiver = Receiver {
+            me: self.me,
+            from,
+            inbox: self.inbox.clone(),
+            activity: self.activity.clone(),
+            ack_interval: self.ack_interval,
+            acks: tx,
+        };
+        let task = tokio::spawn(receiver.run(inbound));
+        {
+            let mut tasks = self.tasks.lock();
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Reads one accepted stream into the raft task.
+struct Receiver {
+    me: Identity,
+    from: u64,
+    inbox: PeerInbox,
+    activity: Arc<PeerActivity>,
+    ack_interval: Duration,
+    acks: mpsc::Sender<Result<SendResponse, Status>>,
+}
+
+impl Receiver {
+    async fn run(self, mut inbound: Streaming<RaftMessage>) {
+        let peer = format!("{:x}", self.from);
+        let mut received = 0u64;
+        let mut last_ack = Instant::now();
+        loop {
+            let m = match inbound.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::debug!(peer, error = %status, "peer stream ended");
+                    break;
+                }
+            };
+            if m.cluster_id != self.me.cluster_id || m.from != self.from {
+                // The hello was checked; a stream that changes identity midway is
+                // not one we trust with anything further.
+                let msg = format!(
+                    "peer cluster ID {:x} (member {:x}) does not match local cluster ID {:x} (stream opened by member {:x})",
+                    m.cluster_id, m.from, self.me.cluster_id, self.from
+                );
+                tracing::error!(peer, "closing a peer stream: {msg}");
+                let _ = self.acks.send(Err(Status::failed_precondition(msg))).await;
+                break;
+            }
+            if m.message.is_empty() {
+                continue;
+            }
+            let msg = match Message::parse_from_bytes(&m.message) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    tracing::warn!(peer, error = %e, "undecodable raft message from peer; dropped");
+                    continue;
+                }
+            };
+            if msg.to != self.me.member_id || msg.from != self.from {
+                tracing::warn!(
+                    peer,
+                    to = format!("{:x}", msg.to),
+                    "raft message addressed to another member; dropped"
+                );
+                continue;
+            }
+            self.activity.saw(self.from);
+            received += 1;
+            if !self.inbox.step(msg) {
+                tracing::debug!(peer, "raft task backlogged; dropped a peer message");
+            }
+            if last_ack.elapsed() >= self.ack_interval {
+                // Best effort: a dialer that is slow to read acks loses some, and
+                // the next one carries the total anyway.
+                if self.acks.try_send(Ok(self.reply(received))).is_ok() {
+                    last_ack = Instant::now();
+                }
+            }
+            if self.acks.is_closed() {
+                break;
+            }
+        }
+    }
+
+    fn reply(&self, received: u64) -> SendResponse {
+        SendResponse {
+            cluster_id: self.me.cluster_id,
+            member_id: self.me.member_id,
+            received,
+        }
+    }
+}
