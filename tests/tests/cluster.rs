@@ -388,3 +388,41 @@ fn a_proposal_lost_with_its_leader_times_out_instead_of_hanging() {
         get(&ctl, "after", true).as_deref() == Some("x")
     });
 }
+
+#[test]
+fn a_member_missing_from_its_own_initial_cluster_entry_does_not_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = |p: u16| format!("http://127.0.0.1:{p}");
+    let (client, peer, listed, other) = (
+        revkv_tests::free_port(),
+        revkv_tests::free_port(),
+        revkv_tests::free_port(),
+        revkv_tests::free_port(),
+    );
+    let bin = match target() {
+        Target::Revkv => revkv_tests::server::revkv_bin(),
+        Target::Etcd => revkv_tests::server::ETCD_BIN.into(),
+    };
+    let out = std::process::Command::new(bin)
+        .args(["--name", "a", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--listen-client-urls", &url(client)])
+        .args(["--advertise-client-urls", &url(client)])
+        .args(["--listen-peer-urls", &url(peer)])
+        .args(["--initial-advertise-peer-urls", &url(peer)])
+        .arg(format!(
+            "--initial-cluster=a={},b={}",
+            url(listed),
+            url(other)
+        ))
+        .output()
+        .expect("run server");
+    assert!(!out.status.success(), "started with a wrong peer URL");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "--initial-cluster has a={} but missing from --initial-advertise-peer-urls={}",
+        url(listed),
+        url(peer)
+    );
+    assert!(stderr.contains(&want), "stderr: {stderr}");
+}

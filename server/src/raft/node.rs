@@ -526,3 +526,19 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_contexts_differ_across_members_and_are_recognised_only_by_their_own() {
+        let a = read_ctx(0xa, 1);
+        let b = read_ctx(0xb, 1);
+        assert_ne!(a, b, "the leader would drop one of two equal contexts");
+        assert_eq!(read_seq(0xa, &a), Some(1));
+        assert_eq!(read_seq(0xb, &a), None);
+        assert_eq!(read_seq(0xa, &a[..8]), None);
+        assert_eq!(read_seq(0xa, b"short"), None);
+    }
+}
