@@ -6,12 +6,15 @@
 //!
 //! * [`TestServer`] spawns one single-member server on free ports with its own
 //!   temporary data directory and waits until `/health` reports healthy.
+//! * [`TestCluster`] does the same for N members bootstrapped together.
 //! * [`Etcdctl`] runs the stock `/usr/bin/etcdctl` (API v3) against it.
 //! * [`b64`] / [`unb64`] and [`json`] help with `-w json` output.
 
+pub mod cluster;
 pub mod etcdctl;
 pub mod server;
 
+pub use cluster::{ClusterMember, MemberStatus, TestCluster};
 pub use etcdctl::{error_line, CmdOutput, Etcdctl};
 pub use server::{free_port, http_get, TestServer};
 
