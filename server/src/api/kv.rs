@@ -10,8 +10,8 @@ use revkv_proto::etcdserverpb::{
 use revkv_proto::revkvpb::internal_raft_request::Request as Internal;
 use tonic::{Request, Response, Status};
 
-use super::{instrumented, validate};
-use crate::apply::{self, Response as Applied};
+use super::{instrumented, propose, validate};
+use crate::apply;
 use crate::server::Server;
 use crate::Error;
 
@@ -39,41 +39,25 @@ impl KvService {
     async fn put(&self, req: PutRequest) -> Result<PutResponse, Error> {
         validate::check_put(&req)?;
         self.server.check_quota()?;
-        match self.server.propose(Internal::Put(req)).await? {
-            Applied::Put(mut r) => {
-                self.server.fill_header(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(other)),
-        }
+        propose(&self.server, Internal::Put(req)).await
     }
 
     async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
         validate::check_delete(&req)?;
-        match self.server.propose(Internal::DeleteRange(req)).await? {
-            Applied::DeleteRange(mut r) => {
-                self.server.fill_header(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(other)),
-        }
+        propose(&self.server, Internal::DeleteRange(req)).await
     }
 
     async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
         validate::check_txn(&req, self.server.cfg.max_txn_ops)?;
-        let mut resp = if apply::txn::is_read_only(&req) {
-            // Read-only txns are served locally once linearized, as etcd does.
-            if !is_serializable(&req) {
-                self.server.linearizable_read().await?;
-            }
-            apply::read_only_txn(&self.server.store, &*self.server.leases, &req)?
-        } else {
+        if !apply::txn::is_read_only(&req) {
             self.server.check_quota()?;
-            match self.server.propose(Internal::Txn(req)).await? {
-                Applied::Txn(r) => r,
-                other => return Err(unexpected(other)),
-            }
-        };
+            return propose(&self.server, Internal::Txn(req)).await;
+        }
+        // Read-only txns are served locally once linearized, as etcd does.
+        if !is_serializable(&req) {
+            self.server.linearizable_read().await?;
+        }
+        let mut resp = apply::read_only_txn(&self.server.store, &*self.server.leases, &req)?;
         self.server.fill_header(&mut resp.header);
         Ok(resp)
     }
@@ -81,14 +65,10 @@ impl KvService {
     async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, Error> {
         let physical = req.physical;
         let rev = req.revision;
-        let mut resp = match self.server.propose(Internal::Compaction(req)).await? {
-            Applied::Compaction(r) => r,
-            other => return Err(unexpected(other)),
-        };
+        let resp = propose(&self.server, Internal::Compaction(req)).await?;
         if physical {
             self.server.wait_compaction(rev).await?;
         }
-        self.server.fill_header(&mut resp.header);
         Ok(resp)
     }
 }
@@ -104,10 +84,6 @@ fn is_serializable(req: &TxnRequest) -> bool {
             Some(Op::RequestTxn(t)) => is_serializable(t),
             _ => true,
         })
-}
-
-fn unexpected(r: Applied) -> Error {
-    Error::Unsupported(format!("mismatched apply response {r:?}"))
 }
 
 #[tonic::async_trait]

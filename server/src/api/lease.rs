@@ -20,8 +20,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::instrumented;
-use crate::apply::{Leases, Response as Applied};
+use super::{instrumented, propose};
+use crate::apply::Leases;
 use crate::lease::{self, Renewal, MAX_LEASE_TTL};
 use crate::metrics::{code_name, Rpc};
 use crate::server::Server;
@@ -59,23 +59,11 @@ impl LeaseService {
                 }
             };
         }
-        match self.server.propose(Internal::LeaseGrant(req)).await? {
-            Applied::LeaseGrant(mut r) => {
-                self.server.fill_header(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(other)),
-        }
+        propose(&self.server, Internal::LeaseGrant(req)).await
     }
 
     async fn revoke(&self, req: LeaseRevokeRequest) -> Result<LeaseRevokeResponse, Error> {
-        match self.server.propose(Internal::LeaseRevoke(req)).await? {
-            Applied::LeaseRevoke(mut r) => {
-                self.server.fill_header(&mut r.header);
-                Ok(r)
-            }
-            other => Err(unexpected(other)),
-        }
+        propose(&self.server, Internal::LeaseRevoke(req)).await
     }
 
     async fn time_to_live(
@@ -183,10 +171,6 @@ async fn keep_alive_stream(
     server
         .metrics
         .observe(rpc, code_name(code), start.elapsed());
-}
-
-fn unexpected(r: Applied) -> Error {
-    Error::Unsupported(format!("mismatched apply response {r:?}"))
 }
 
 #[tonic::async_trait]

@@ -26,6 +26,9 @@ use revkv_proto::etcdserverpb::{
 use tonic::service::Routes;
 use tonic::{Response, Status};
 
+use revkv_proto::revkvpb::internal_raft_request;
+
+use crate::apply::Applied;
 use crate::metrics::{code_name, Rpc};
 use crate::server::Server;
 use crate::Error;
@@ -52,6 +55,18 @@ pub(crate) async fn instrumented<T>(
         .metrics
         .observe(rpc, code_name(code), start.elapsed());
     result
+}
+
+/// Proposes `req` through Raft and returns its applied response with the header filled
+/// in, as every mutating handler answers.
+pub(crate) async fn propose<T: Applied>(
+    server: &Server,
+    req: internal_raft_request::Request,
+) -> Result<T, Error> {
+    let mut resp = T::from_response(server.propose(req).await?)
+        .map_err(|other| Error::Unsupported(format!("mismatched apply response {other:?}")))?;
+    server.fill_header(resp.header_mut());
+    Ok(resp)
 }
 
 /// Services whose every method is still a generated `Unimplemented` stub.

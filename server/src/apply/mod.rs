@@ -48,6 +48,39 @@ pub enum Response {
     LeaseRevoke(LeaseRevokeResponse),
 }
 
+/// One applied response type: how to take it out of a [`Response`] and where its header
+/// is, so a proposer asks for the type it expects instead of matching every variant.
+pub trait Applied: Sized {
+    /// `Err` hands back a response of another kind (a bug: ids are never reused).
+    fn from_response(r: Response) -> Result<Self, Response>;
+    fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
+}
+
+macro_rules! applied {
+    ($($variant:ident => $ty:ty),* $(,)?) => {$(
+        impl Applied for $ty {
+            fn from_response(r: Response) -> Result<Self, Response> {
+                match r {
+                    Response::$variant(r) => Ok(r),
+                    other => Err(other),
+                }
+            }
+            fn header_mut(&mut self) -> &mut Option<ResponseHeader> {
+                &mut self.header
+            }
+        }
+    )*};
+}
+
+applied! {
+    Put => PutResponse,
+    DeleteRange => DeleteRangeResponse,
+    Txn => TxnResponse,
+    Compaction => CompactionResponse,
+    LeaseGrant => LeaseGrantResponse,
+    LeaseRevoke => LeaseRevokeResponse,
+}
+
 /// The result delivered to the proposer's waiter.
 pub type Outcome = Result<Response, crate::Error>;
 
