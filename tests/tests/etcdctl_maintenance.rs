@@ -1,0 +1,302 @@
+//! Compaction, maintenance, error and durability behaviour as observed through the stock `etcdctl` 3.4 (API v3).
+//!
+//! Every expectation here is etcd's: the suite passes against real etcd with
+//! `REVKV_TEST_TARGET=etcd` and must pass unchanged against revkv.
+//! Each test starts its own single-member server on free ports.
+
+use revkv_tests::{b64, error_line, header_revision, TestServer};
+
+mod kv_common;
+use kv_common::*;
+
+// compaction
+
+#[test]
+fn compaction_makes_old_revisions_unreadable() {
+    let (_s, ctl) = start();
+    let revs: Vec<i64> = (1..=5)
+        .map(|i| ctl.put_rev("foo", &format!("v{i}")))
+        .collect();
+    let current = ctl.revision();
+    let r = |i: usize| revs[i].to_string();
+
+    assert_eq!(
+        ctl.ok(&["compaction", &r(2)]),
+        format!("compacted revision {}\n", revs[2])
+    );
+    // Compaction does not create a revision.
+    assert_eq!(ctl.revision(), current);
+    for below in [revs[1], revs[0], 1] {
+        assert_eq!(
+            ctl.fail_error(&["get", "foo", "--rev", &below.to_string()]),
+            ERR_COMPACTED,
+            "rev {below}"
+        );
+    }
+    // The compaction revision itself and later ones stay readable.
+    assert_eq!(ctl.ok(&["get", "foo", "--rev", &r(2)]), "foo\nv3\n");
+    assert_eq!(ctl.ok(&["get", "foo", "--rev", &r(4)]), "foo\nv5\n");
+    assert_eq!(ctl.ok(&["get", "foo"]), "foo\nv5\n");
+    // The current version/create_revision are untouched by compaction.
+    let v = ctl.json(&["get", "foo"]);
+    assert_eq!(v["kvs"][0]["version"], 5);
+    assert_eq!(v["kvs"][0]["create_revision"], revs[0]);
+
+    // Compacting at or below the compacted revision fails.
+    assert_eq!(ctl.fail_error(&["compaction", &r(2)]), ERR_COMPACTED);
+    assert_eq!(ctl.fail_error(&["compaction", &r(1)]), ERR_COMPACTED);
+    // Compacting beyond the current revision fails.
+    assert_eq!(
+        ctl.fail_error(&["compaction", &(current + 10).to_string()]),
+        ERR_FUTURE_REV
+    );
+    // Compacting exactly at the current revision is allowed.
+    assert_eq!(
+        ctl.ok(&["compaction", &current.to_string()]),
+        format!("compacted revision {current}\n")
+    );
+    assert_eq!(
+        ctl.fail_error(&["get", "foo", "--rev", &r(3)]),
+        ERR_COMPACTED
+    );
+    assert_eq!(
+        ctl.fail_error(&["get", "foo", "--rev", &(current + 1).to_string()]),
+        ERR_FUTURE_REV
+    );
+    assert_still_serving(&ctl);
+}
+
+#[test]
+fn compaction_physical() {
+    let (_s, ctl) = start();
+    let revs: Vec<i64> = (1..=4)
+        .map(|i| ctl.put_rev("foo", &format!("v{i}")))
+        .collect();
+    ctl.ok(&["del", "foo"]);
+    ctl.put_rev("bar", "b");
+    let current = ctl.revision();
+    // --physical waits until the compaction is applied to the backend; the
+    // output is the same.
+    assert_eq!(
+        ctl.ok(&["compaction", "--physical", &revs[2].to_string()]),
+        format!("compacted revision {}\n", revs[2])
+    );
+    assert_eq!(
+        ctl.fail_error(&["get", "foo", "--rev", &revs[1].to_string()]),
+        ERR_COMPACTED
+    );
+    assert_eq!(
+        ctl.ok(&["get", "foo", "--rev", &revs[3].to_string()]),
+        "foo\nv4\n"
+    );
+    // -w json does not change compaction's output.
+    assert_eq!(
+        ctl.ok(&[
+            "compaction",
+            "--physical",
+            &current.to_string(),
+            "-w",
+            "json"
+        ]),
+        format!("compacted revision {current}\n")
+    );
+    assert_eq!(ctl.ok(&["get", "foo"]), "");
+    assert_eq!(ctl.ok(&["get", "--prefix", ""]), "bar\nb\n");
+    assert_eq!(ctl.revision(), current);
+}
+
+// ---------------------------------------------------------------------------
+// maintenance
+
+#[test]
+fn endpoint_status_json() {
+    let (s, ctl) = start();
+    for i in 0..5 {
+        ctl.put_rev(&format!("k{i}"), "v");
+    }
+    let rev = ctl.revision();
+    let v = ctl.json(&["endpoint", "status"]);
+    let arr = v.as_array().expect("status JSON is an array");
+    assert_eq!(arr.len(), 1, "{v}");
+    let e = &arr[0];
+    assert_eq!(fields(e), ["Endpoint", "Status"], "{v}");
+    assert_eq!(e["Endpoint"], s.endpoint());
+    let st = &e["Status"];
+    assert!(
+        !st["version"].as_str().expect("version string").is_empty(),
+        "{v}"
+    );
+    assert!(st["dbSize"].as_i64().expect("dbSize") > 0, "{v}");
+    assert_eq!(st["leader"], st["header"]["member_id"], "{v}");
+    let raft_index = st["raftIndex"].as_u64().expect("raftIndex");
+    assert!(raft_index > 0, "{v}");
+    assert!(st["raftTerm"].as_u64().expect("raftTerm") >= 1, "{v}");
+    assert_eq!(st["raftTerm"], st["header"]["raft_term"], "{v}");
+    assert_eq!(header_revision(st), rev, "{v}");
+    // raft_index counts at least our writes.
+    assert!(raft_index >= 5, "{v}");
+    // etcd 3.4 fields.
+    let applied = st["raftAppliedIndex"].as_u64().expect("raftAppliedIndex");
+    assert!(applied > 0 && applied <= raft_index, "{v}");
+    let in_use = st["dbSizeInUse"].as_i64().expect("dbSizeInUse");
+    assert!(
+        in_use > 0 && in_use <= st["dbSize"].as_i64().expect("dbSize"),
+        "{v}"
+    );
+    // Not a learner, no errors: both omitted.
+    assert!(st.get("isLearner").is_none(), "{v}");
+    assert!(st.get("errors").is_none(), "{v}");
+
+    // Simple format: "endpoint, id (hex), version, size, is leader, is learner,
+    // raft term, raft index, raft applied index, errors".
+    let line = ctl.ok(&["endpoint", "status"]);
+    let cols: Vec<&str> = line.trim_end_matches('\n').split(", ").collect();
+    assert_eq!(cols.len(), 10, "{line:?}");
+    assert_eq!(cols[0], s.endpoint());
+    let member_id = st["header"]["member_id"].as_u64().expect("member_id");
+    assert_eq!(cols[1], format!("{member_id:x}"));
+    assert_eq!(cols[2], st["version"].as_str().expect("version"));
+    assert_eq!(cols[4], "true", "single member is the leader: {line:?}");
+    assert_eq!(cols[5], "false", "{line:?}");
+    assert_eq!(cols[9], "", "{line:?}");
+
+    // The member id in every response header is the same one.
+    let g = ctl.json(&["get", "k0"]);
+    assert_eq!(g["header"]["member_id"], st["header"]["member_id"]);
+    assert_eq!(g["header"]["cluster_id"], st["header"]["cluster_id"]);
+}
+
+#[test]
+fn endpoint_health() {
+    let (s, ctl) = start();
+    // etcdctl 3.4 prints the health line on stderr.
+    let out = ctl.run(&["endpoint", "health"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{} is healthy: successfully committed proposal",
+            s.endpoint()
+        )),
+        "{out:?}"
+    );
+    let v = ctl.json(&["endpoint", "health"]);
+    assert_eq!(v[0]["endpoint"], s.endpoint());
+    assert_eq!(v[0]["health"], true);
+}
+
+// ---------------------------------------------------------------------------
+// errors
+
+#[test]
+fn empty_key_is_rejected() {
+    let (_s, ctl) = start();
+    let before = ctl.revision();
+    assert_eq!(ctl.fail_error(&["put", "", "v"]), ERR_EMPTY_KEY);
+    assert_eq!(ctl.fail_error(&["get", ""]), ERR_EMPTY_KEY);
+    assert_eq!(ctl.fail_error(&["del", ""]), ERR_EMPTY_KEY);
+    assert_eq!(ctl.revision(), before);
+    assert_still_serving(&ctl);
+}
+
+#[test]
+fn request_larger_than_max_request_bytes_is_rejected() {
+    let (_s, ctl) = start();
+    let before = ctl.revision();
+    // Default --max-request-bytes is 1.5 MiB.
+    let big = vec![b'a'; 1_600_000];
+    let err = ctl.fail_stdin(&["put", "big"], &big);
+    assert_eq!(error_line(&err), ERR_TOO_LARGE);
+    assert_eq!(ctl.revision(), before);
+    assert_eq!(ctl.ok(&["get", "big"]), "");
+    // Just under the limit is fine and round-trips exactly.
+    let ok = vec![b'b'; 1_000_000];
+    assert_eq!(ctl.ok_stdin(&["put", "ok"], &ok), "OK\n");
+    let got = ctl.ok(&["get", "ok", "--print-value-only"]);
+    assert_eq!(got.len(), ok.len() + 1);
+    assert!(got.bytes().take(ok.len()).all(|b| b == b'b'));
+    assert_still_serving(&ctl);
+}
+
+#[test]
+fn max_request_bytes_flag_is_honoured() {
+    let s = TestServer::start_with(&["--max-request-bytes", "1024"]);
+    let ctl = s.etcdctl();
+    assert_eq!(ctl.ok(&["put", "small", &"x".repeat(500)]), "OK\n");
+    let err = ctl.fail_stdin(&["put", "big"], vec![b'y'; 2048]);
+    assert_eq!(error_line(&err), ERR_TOO_LARGE);
+    assert_still_serving(&ctl);
+}
+
+// ---------------------------------------------------------------------------
+// durability
+
+#[test]
+fn kill9_keeps_every_acknowledged_write() {
+    let (mut s, ctl) = start();
+    const N: usize = 200;
+    let mut acked = Vec::with_capacity(N);
+    for i in 0..N {
+        let key = format!("dur/{i:04}");
+        let rev = ctl.put_rev(&key, &format!("value-{i}"));
+        acked.push((key, rev));
+    }
+    let last = acked.last().expect("N > 0").1;
+    assert_eq!(ctl.revision(), last);
+
+    s.kill9();
+    s.restart();
+
+    let v = ctl.json(&["get", "--prefix", "dur/"]);
+    assert_eq!(header_revision(&v), last, "store revision survives kill -9");
+    assert_eq!(v["count"], N);
+    let kvs = v["kvs"].as_array().expect("kvs");
+    assert_eq!(kvs.len(), N);
+    for (kv, (i, (key, rev))) in kvs.iter().zip(acked.iter().enumerate()) {
+        assert_eq!(kv["key"], b64(key));
+        assert_eq!(kv["value"], b64(format!("value-{i}")));
+        assert_eq!(kv["mod_revision"], *rev, "{key}");
+        assert_eq!(kv["create_revision"], *rev, "{key}");
+        assert_eq!(kv["version"], 1, "{key}");
+    }
+    // History survived too, and new writes continue from the old revision.
+    assert_eq!(
+        keys_only(
+            &ctl,
+            &["get", "--prefix", "dur/", "--rev", &acked[1].1.to_string()]
+        ),
+        ["dur/0000", "dur/0001"]
+    );
+    assert_eq!(ctl.put_rev("after", "x"), last + 1);
+}
+
+#[test]
+fn graceful_restart_keeps_data_and_compaction() {
+    let (mut s, ctl) = start();
+    let revs: Vec<i64> = (1..=3)
+        .map(|i| ctl.put_rev("k", &format!("v{i}")))
+        .collect();
+    ctl.ok(&["compaction", &revs[1].to_string()]);
+    let current = ctl.revision();
+    s.stop();
+    assert!(
+        ctl.run(&["get", "k", "--dial-timeout=200ms"], None)
+            .status
+            .code()
+            != Some(0)
+    );
+    s.restart();
+    assert_eq!(ctl.revision(), current);
+    assert_eq!(ctl.ok(&["get", "k"]), "k\nv3\n");
+    assert_eq!(
+        ctl.ok(&["get", "k", "--rev", &revs[1].to_string()]),
+        "k\nv2\n"
+    );
+    assert_eq!(
+        ctl.fail_error(&["get", "k", "--rev", &revs[0].to_string()]),
+        ERR_COMPACTED,
+        "the compacted revision survives a restart"
+    );
+    let v = ctl.json(&["get", "k"]);
+    assert_eq!(v["kvs"][0]["version"], 3);
+    assert_eq!(ctl.put_rev("k", "v4"), current + 1);
+}
