@@ -10,6 +10,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::config::Config;
 use crate::server::{auto_compact, Server, StartError};
 
+/// How long a stopping member waits for open requests and streams to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why a member could not run; each is reported as one line by the binary.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -119,7 +122,17 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     compaction.abort();
     // Stops on `stop_tx` without proposing anything more.
     let _ = lease_expiry.await;
-    while serving.join_next().await.is_some() {}
+    // A graceful stop waits for every open stream, and streams opened by clients
+    // (watch, keep-alive) or by members still running never end on their own: give
+    // in-flight unary requests a moment, then cut what is left, as etcd does.
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while serving.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!("closing streams still open after {SHUTDOWN_GRACE:?}");
+        serving.shutdown().await;
+    }
     let s = Arc::clone(&server);
     let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
     tracing::info!("revkv stopped");

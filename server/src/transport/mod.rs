@@ -56,6 +56,22 @@ pub enum Error {
     Encode(#[from] protobuf::ProtobufError),
 }
 
+impl Error {
+    /// The peer is not the member of our cluster we meant to reach (by its reply or
+    /// by its refusal of our hello).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::ClusterMismatch { .. }
+                | Error::MemberMismatch { .. }
+                | Error::Refused {
+                    code: tonic::Code::FailedPrecondition,
+                    ..
+                }
+        )
+    }
+}
+
 impl From<tonic::Status> for Error {
     fn from(s: tonic::Status) -> Self {
         Error::Refused {

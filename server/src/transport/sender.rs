@@ -52,7 +52,7 @@ impl PeerSender {
         let mut failing: Option<String> = None;
         for attempt in 0usize.. {
             let url = self.urls[attempt % self.urls.len()].clone();
-            match self.connect(&url).await {
+            let wait = match self.connect(&url).await {
                 Ok(stream) => {
                     if failing.take().is_some() {
                         tracing::info!(peer, url, "connected to peer");
@@ -65,51 +65,37 @@ impl PeerSender {
                             self.inbox.unreachable(self.peer);
                         }
                     }
+                    backoff
                 }
                 Err(e) => {
                     let msg = e.to_string();
                     if failing.as_deref() != Some(msg.as_str()) {
-                        match &e {
-                            Error::ClusterMismatch { .. }
-                            | Error::MemberMismatch { .. }
-                            | Error::Refused {
-                                code: tonic::Code::FailedPrecondition,
-                                ..
-                            } => tracing::error!(
+                        if e.is_refusal() {
+                            tracing::error!(
                                 peer,
                                 url,
                                 local_cluster_id = format!("{:x}", self.me.cluster_id),
                                 "refusing to send to peer: {msg}"
-                            ),
-                            _ => tracing::warn!(peer, url, error = %e, "cannot reach peer"),
+                            );
+                        } else {
+                            tracing::warn!(peer, url, error = %e, "cannot reach peer");
                         }
                         failing = Some(msg);
                     }
-                    // A peer of another cluster is a configuration error: retry,
-                    // since it may be fixed, but slowly.
-                    if matches!(
-                        e,
-                        Error::ClusterMismatch { .. }
-                            | Error::MemberMismatch { .. }
-                            | Error::Refused {
-                                code: tonic::Code::FailedPrecondition,
-                                ..
-                            }
-                    ) {
-                        if !self
-                            .discard_until(Instant::now() + self.cfg.refused_backoff)
-                            .await
-                        {
-                            return;
-                        }
-                        continue;
+                    if e.is_refusal() {
+                        // A configuration error: retried, since it may be fixed, but
+                        // slowly.
+                        self.cfg.refused_backoff
+                    } else {
+                        let wait = backoff;
+                        backoff = (backoff * 2).min(self.cfg.backoff_max);
+                        wait
                     }
                 }
-            }
-            if !self.discard_until(Instant::now() + backoff).await {
+            };
+            if !self.discard_until(Instant::now() + wait).await {
                 return;
             }
-            backoff = (backoff * 2).min(self.cfg.backoff_max);
         }
     }
 
