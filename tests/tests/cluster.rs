@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use revkv_tests::cluster::{dump, eventually, get, serial};
-use revkv_tests::{error_line, json, target, Etcdctl, Target, TestCluster};
+use revkv_tests::{error_line, target, Target, TestCluster};
 
 /// etcd's default election timeout, which these clusters run with.
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(1);

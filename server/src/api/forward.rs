@@ -70,7 +70,7 @@ impl Forward for ForwardService {
         let r = r.into_inner();
         self.check_cluster(r.cluster_id)?;
         if self.server.raft.status().leader() != self.server.member_id {
-            return Err(crate::lease::Error::NotLeader.into());
+            return Err(Error::from(crate::lease::Error::NotLeader).into());
         }
         let resp = time_to_live_local(&self.server, &r.request.unwrap_or_default()).await?;
         Ok(Response::new(resp))

@@ -74,17 +74,12 @@ impl LeaseService {
         &self,
         req: LeaseTimeToLiveRequest,
     ) -> Result<LeaseTimeToLiveResponse, Error> {
-        let leader = self.server.raft.status().leader();
-        if leader == self.server.member_id {
-            return time_to_live_local(&self.server, &req).await;
-        }
-        if leader == 0 {
-            return Err(crate::raft::Error::NoLeader.into());
-        }
-        let header = self.server.header(0);
-        let mut resp = self.leader.time_to_live(&self.server, leader, &req).await?;
-        resp.header = Some(header);
-        Ok(resp)
+        on_leader(
+            &self.server,
+            || time_to_live_local(&self.server, &req),
+            |leader| self.leader.time_to_live(&self.server, leader, &req),
+        )
+        .await
     }
 
     async fn leases(&self, _req: LeaseLeasesRequest) -> Result<LeaseLeasesResponse, Error> {
@@ -136,23 +131,77 @@ pub(super) async fn time_to_live_local(
     })
 }
 
-/// Answers one keep-alive, on the leader or by forwarding it there. The header is
-/// this member's, taken before renewing (as etcd does), so a client never sees a
-/// successful keep-alive at a revision after the lease's revoke.
+/// Answers one keep-alive, on the leader or by forwarding it there.
 async fn keep_alive_one(
     server: &Server,
     link: &LeaderLink,
     req: &LeaseKeepAliveRequest,
 ) -> Result<LeaseKeepAliveResponse, Error> {
-    match server.raft.status().leader() {
-        0 => Err(crate::raft::Error::NoLeader.into()),
-        l if l == server.member_id => keep_alive_local(server, req),
-        l => {
-            let header = server.header(0);
-            let mut resp = link.keep_alive(server, l, req).await?;
-            resp.header = Some(header);
-            Ok(resp)
+    on_leader(
+        server,
+        || async { keep_alive_local(server, req) },
+        |leader| link.keep_alive(server, leader, req),
+    )
+    .await
+}
+
+/// Runs `local` if this member leads, else `remote` against the leader; while there is
+/// no leader or it changes under the request, tries again with the new one until the
+/// request timeout, as etcd's forwarding does, so a leader change does not end a
+/// client's keep-alive stream. A forwarded answer carries this member's header.
+async fn on_leader<T, L, LF, R, RF>(server: &Server, local: L, remote: R) -> Result<T, Error>
+where
+    T: HasHeader,
+    L: Fn() -> LF,
+    LF: std::future::Future<Output = Result<T, Error>>,
+    R: Fn(u64) -> RF,
+    RF: std::future::Future<Output = Result<T, Error>>,
+{
+    let deadline = tokio::time::Instant::now() + server.cfg.request_timeout();
+    let retry = std::time::Duration::from_millis(server.cfg.heartbeat_interval.max(10));
+    loop {
+        let header = server.header(0);
+        let outcome = match server.raft.status().leader() {
+            0 => Err(crate::raft::Error::NoLeader.into()),
+            l if l == server.member_id => return local().await,
+            l => remote(l).await.map(|mut r| {
+                r.set_header(header);
+                r
+            }),
+        };
+        match outcome {
+            Err(e) if leader_unsettled(&e) && tokio::time::Instant::now() + retry < deadline => {
+                tokio::time::sleep(retry).await;
+            }
+            outcome => return outcome,
         }
+    }
+}
+
+/// Failures that a retry against the next leader may cure.
+fn leader_unsettled(e: &Error) -> bool {
+    match e {
+        Error::Raft(crate::raft::Error::NoLeader | crate::raft::Error::LeaderChanged) => true,
+        Error::Forwarded(s) => s.message() == "etcdserver: not leader",
+        _ => false,
+    }
+}
+
+/// Lease responses whose header a forwarding member replaces with its own (etcd fills
+/// the header where the client's request arrived).
+trait HasHeader {
+    fn set_header(&mut self, h: revkv_proto::etcdserverpb::ResponseHeader);
+}
+
+impl HasHeader for LeaseKeepAliveResponse {
+    fn set_header(&mut self, h: revkv_proto::etcdserverpb::ResponseHeader) {
+        self.header = Some(h);
+    }
+}
+
+impl HasHeader for LeaseTimeToLiveResponse {
+    fn set_header(&mut self, h: revkv_proto::etcdserverpb::ResponseHeader) {
+        self.header = Some(h);
     }
 }
 
