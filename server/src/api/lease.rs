@@ -42,6 +42,7 @@ impl LeaseService {
     }
 
     async fn grant(&self, mut req: LeaseGrantRequest) -> Result<LeaseGrantResponse, Error> {
+        self.server.refuse_on_learner()?;
         self.server.check_quota()?;
         if req.ttl > MAX_LEASE_TTL {
             return Err(lease::Error::TtlTooLarge.into());
@@ -63,6 +64,7 @@ impl LeaseService {
     }
 
     async fn revoke(&self, req: LeaseRevokeRequest) -> Result<LeaseRevokeResponse, Error> {
+        self.server.refuse_on_learner()?;
         propose(&self.server, Internal::LeaseRevoke(req)).await
     }
 
@@ -70,6 +72,7 @@ impl LeaseService {
         &self,
         req: LeaseTimeToLiveRequest,
     ) -> Result<LeaseTimeToLiveResponse, Error> {
+        self.server.refuse_on_learner()?;
         // etcd waits for the leader's applied index first, so a lease granted or revoked
         // just before is reflected.
         self.server.linearizable_read().await?;
@@ -99,6 +102,7 @@ impl LeaseService {
     }
 
     async fn leases(&self, _req: LeaseLeasesRequest) -> Result<LeaseLeasesResponse, Error> {
+        self.server.refuse_on_learner()?;
         let leases = self
             .server
             .leases
@@ -205,6 +209,8 @@ impl Lease for LeaseService {
         &self,
         r: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<BoxStream<LeaseKeepAliveResponse>>, Status> {
+        // etcd refuses every stream on a learner.
+        self.server.refuse_on_learner()?;
         let (tx, rx) = mpsc::channel(KEEP_ALIVE_BUFFER);
         tokio::spawn(keep_alive_stream(self.server.clone(), r.into_inner(), tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
