@@ -27,8 +27,8 @@ use crate::Error;
 
 const SERVICE: &str = "etcdserverpb.Cluster";
 
-/// etcd's `HealthInterval`: how recently a peer must have been heard from to count as
-/// connected for a reconfiguration.
+/// etcd's `HealthInterval`: how long a peer must have been continuously active to
+/// count as connected for a reconfiguration.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct ClusterService {
@@ -47,8 +47,8 @@ impl reconfig::Liveness for Live<'_> {
         self.0
             .transport
             .activity()
-            .last_seen(member)
-            .is_some_and(|t| t.elapsed() <= HEALTH_INTERVAL)
+            .active_since(member)
+            .is_some_and(|t| t.elapsed() >= HEALTH_INTERVAL)
     }
 }
 

@@ -15,7 +15,8 @@ use super::{Error, Member, Membership};
 pub trait Liveness {
     /// Sent traffic within the activity window (an election timeout).
     fn is_active(&self, member: u64) -> bool;
-    /// Sent traffic within etcd's `HealthInterval` (5 s).
+    /// Has been active for at least etcd's `HealthInterval` (5 s): etcd's
+    /// "connected since", which a member that just (re)started is not yet.
     fn is_connected(&self, member: u64) -> bool;
 }
 
@@ -77,7 +78,7 @@ pub fn may_remove_member(
         .filter(|m| m.id == me || live.is_connected(m.id))
         .count();
     if connected.saturating_sub(1) < 1 + (all.len().saturating_sub(1)) / 2 {
-        return Err(Error::NotEnoughStarted);
+        return Err(Error::Unhealthy);
     }
     Ok(())
 }
@@ -174,7 +175,7 @@ mod tests {
         // 2 is down and 3 is up: removing 3 would leave 1 of the 2 remaining up.
         assert!(matches!(
             may_remove_member(&ms, 1, 3, &Live(vec![3])),
-            Err(Error::NotEnoughStarted)
+            Err(Error::Unhealthy)
         ));
         let one = Membership::new(1, vec![member(1, "a", false)]);
         assert!(matches!(
