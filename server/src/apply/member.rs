@@ -185,3 +185,110 @@ pub fn to_etcd(m: &Member) -> etcdserverpb::Member {
         is_learner: m.is_learner,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mvcc::KvStore;
+    use crate::storage::{Storage, StorageConfig};
+    use raft::prelude::{ConfChangeType, EntryType};
+    use std::sync::Mutex;
+
+    fn member(id: u64, learner: bool) -> Member {
+        Member {
+            id,
+            name: String::new(),
+            peer_urls: vec![format!("http://127.0.0.1:{id}")],
+            client_urls: Vec::new(),
+            is_learner: learner,
+        }
+    }
+
+    fn entry(index: u64, request_id: u64, change: &Change) -> Entry {
+        let cc = conf_change::encode(request_id, change).expect("encode");
+        let mut e = Entry::default();
+        e.set_entry_type(EntryType::EntryConfChange);
+        e.index = index;
+        e.data = cc.write_to_bytes().expect("bytes").into();
+        e
+    }
+
+    #[test]
+    fn conf_changes_reach_raft_the_membership_and_the_disk_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path(), &StorageConfig::default()).expect("open");
+        let store = KvStore::open(storage.clone()).expect("store");
+        let shared = Arc::new(RwLock::new(Membership::new(
+            7,
+            vec![member(1, false), member(2, false)],
+        )));
+        let raft_saw: Arc<Mutex<Vec<(ConfChangeType, u64)>>> = Arc::default();
+        let effects: Arc<Mutex<Vec<MemberEffect>>> = Arc::default();
+        let (saw, eff) = (raft_saw.clone(), effects.clone());
+        let mut members = Members::new(
+            shared.clone(),
+            Box::new(move |cc| {
+                saw.lock()
+                    .expect("lock")
+                    .push((cc.get_change_type(), cc.node_id));
+                Ok(ConfState {
+                    voters: vec![1, 2],
+                    learners: vec![3],
+                    ..Default::default()
+                })
+            }),
+            Box::new(move |e| eff.lock().expect("lock").push(e.clone())),
+        );
+
+        let mut batch = ApplyBatch::new(&store);
+        let (id, out) = members
+            .conf_change(&mut batch, &entry(5, 42, &Change::Add(member(3, true))))
+            .expect("applied");
+        assert_eq!(id, 42);
+        match out.expect("accepted") {
+            Response::MemberAdd(r) => {
+                assert_eq!(r.member.expect("member").id, 3);
+                assert_eq!(r.members.len(), 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Refused at apply: raft never hears of it.
+        let (id, out) = members
+            .conf_change(&mut batch, &entry(6, 43, &Change::Promote(1)))
+            .expect("applied");
+        assert_eq!(id, 43);
+        assert!(matches!(
+            out,
+            Err(crate::Error::Cluster(cluster::Error::NotLearner))
+        ));
+        assert_eq!(
+            *raft_saw.lock().expect("lock"),
+            vec![(ConfChangeType::AddLearnerNode, 3)]
+        );
+        // Nothing is visible or done before the batch is written.
+        assert_eq!(shared.read().len(), 2);
+        assert!(effects.lock().expect("lock").is_empty());
+        members.persist(&mut batch);
+        batch.commit(Some(6)).expect("commit");
+        members.publish();
+        assert!(shared.read().is_learner(3));
+        assert_eq!(
+            *effects.lock().expect("lock"),
+            vec![MemberEffect::Upsert(member(3, true))]
+        );
+        // On disk: the membership and the configuration, with the applied index.
+        let raw = storage
+            .db()
+            .get_cf(storage.cf(CF_META), meta::MEMBERS)
+            .expect("get")
+            .expect("members");
+        let on_disk = Membership::from_proto(prost::Message::decode(&raw[..]).expect("decode"));
+        assert_eq!(on_disk, *shared.read());
+        let log = LogStore::open(storage.clone(), &[9]).expect("log");
+        assert_eq!(log.conf_state().learners, vec![3]);
+        assert_eq!(
+            storage.get_meta_u64(meta::APPLIED_INDEX).expect("get"),
+            Some(6)
+        );
+    }
+}
