@@ -359,3 +359,83 @@ fn move_leader_hands_leadership_to_the_target() {
     );
     assert_eq!(status[0]["Status"]["leader"].as_u64(), Some(target_id));
 }
+
+#[test]
+fn a_voter_joins_then_a_learner_is_promoted_through_a_follower_and_all_survive_restart() {
+    let _g = serial();
+    let mut c = TestCluster::start(1);
+    let ctl = c.member(0).etcdctl();
+    ctl.ok(&["put", "k", "v"]);
+
+    // A voter joins a one-member cluster (etcd allows growing from one member).
+    let m1 = c.prepare_member("m1");
+    let peer = c.member(m1).peer_url();
+    let out = reconfigure(&ctl, &["member", "add", "m1", "--peer-urls", &peer]);
+    let (_, initial) = parse_member_add(&out);
+    c.member_mut(m1).set_initial_cluster(&initial);
+    c.member_mut(m1).spawn();
+    eventually(Duration::from_secs(30), "the new voter is healthy", || {
+        c.member(m1).is_healthy()
+    });
+    assert_eq!(
+        c.member(m1)
+            .etcdctl()
+            .ok(&["get", "k", "--print-value-only"])
+            .trim(),
+        "v"
+    );
+
+    // A learner joins, and is promoted through whichever member does not lead.
+    let m2 = c.prepare_member("m2");
+    let peer = c.member(m2).peer_url();
+    let out = reconfigure(
+        &c.member(m1).etcdctl(),
+        &["member", "add", "m2", "--learner", "--peer-urls", &peer],
+    );
+    let (id, initial) = parse_member_add(&out);
+    c.member_mut(m2).set_initial_cluster(&initial);
+    c.member_mut(m2).spawn();
+    let leader = c.wait_leader(None, Duration::from_secs(10));
+    let follower = c.member(1 - leader).etcdctl();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = follower.run(&["member", "promote", &hex(id)], None);
+        if out.status.success() {
+            break;
+        }
+        let err = error_line(&out.stderr);
+        assert!(
+            err == "Error: etcdserver: can only promote a learner member which is in sync with leader"
+                || err == "Error: etcdserver: unhealthy cluster"
+                || err == "Error: etcdserver: re-configuration failed due to not enough started members",
+            "{err}"
+        );
+        assert!(Instant::now() < deadline, "never promoted: {err}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eventually(Duration::from_secs(30), "three healthy voters", || {
+        (0..3).all(|i| c.member(i).is_healthy())
+    });
+    eventually(Duration::from_secs(10), "every member published", || {
+        let listed = member_list(&ctl);
+        listed.len() == 3
+            && listed
+                .iter()
+                .all(|m| !m.is_learner && !m.client_urls.is_empty())
+    });
+    let before = member_list(&ctl);
+
+    // Each keeps the membership across a restart; the cluster works throughout.
+    for i in 0..3 {
+        c.member_mut(i).kill9();
+        c.member_mut(i).restart();
+        c.member(i)
+            .etcdctl()
+            .ok(&["put", &format!("after-restart-{i}"), "x"]);
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the same members after restarts",
+        || member_list(&c.member(2).etcdctl()) == before,
+    );
+}
