@@ -190,13 +190,22 @@ impl Server {
         let raft_for_conf = raft.clone();
         let effects_transport = transport.clone();
         let effects_fatal = fatal.clone();
+        let effects_runtime = runtime.clone();
+        let linger = 10 * Duration::from_millis(cfg.heartbeat_interval);
         let members = Members::new(
             membership.clone(),
             Box::new(move |cc| raft_for_conf.apply_conf_change(cc)),
             Box::new(move |effect| match effect {
                 MemberEffect::Removed(id) if *id == member_id => {
                     tracing::error!("the member has been permanently removed from the cluster");
-                    effects_fatal.send_replace(Some(cluster::Error::Removed.to_string()));
+                    // Like etcd, linger for a few heartbeats first: a leader that
+                    // removed itself must still tell the others the change committed,
+                    // or they may never apply it and wait for its vote forever.
+                    let fatal = effects_fatal.clone();
+                    effects_runtime.spawn(async move {
+                        tokio::time::sleep(linger).await;
+                        fatal.send_replace(Some(cluster::Error::Removed.to_string()));
+                    });
                 }
                 MemberEffect::Removed(id) => effects_transport.remove_peer(*id),
                 MemberEffect::Upsert(m) if m.id != member_id => {

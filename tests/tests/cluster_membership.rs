@@ -148,7 +148,7 @@ fn member_list_shows_every_member_with_the_client_urls_it_published() {
 }
 
 #[test]
-fn a_learner_joins_catches_up_is_promoted_and_removed() {
+fn a_learner_joins_catches_up_is_promoted_and_the_old_leader_removed() {
     let _g = serial();
     let mut c = TestCluster::start(1);
     let ctl = c.member(0).etcdctl();
@@ -250,20 +250,31 @@ fn a_learner_joins_catches_up_is_promoted_and_removed() {
         "x"
     );
 
-    // Removing it shrinks the list, and the removed member stops.
-    let out = reconfigure(&ctl, &["member", "remove", &hex(id)]);
+    // The leader can be removed too (here through the other member): it stops, and
+    // the member left alone leads.
+    let old = c.member(0).status().expect("status").member_id;
+    let out = reconfigure(&learner, &["member", "remove", &hex(old)]);
     assert!(out.contains("removed"), "{out}");
-    let listed = member_list(&ctl);
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].name, "m0");
-    let exited = c.member_mut(new).wait_exit(Duration::from_secs(20));
+    let exited = c.member_mut(0).wait_exit(Duration::from_secs(20));
     assert!(
         exited.is_some(),
-        "removed member still running\n{}",
-        c.member(new).log_tail(20)
+        "removed leader still running\n{}",
+        c.member(0).log_tail(20)
     );
-    ctl.ok(&["put", "after-remove", "y"]);
-    let err = ctl.fail_error(&["member", "remove", &hex(id)]);
+    eventually(
+        Duration::from_secs(20),
+        "the remaining member leads",
+        || {
+            learner
+                .run(&["put", "after-remove", "y"], None)
+                .status
+                .success()
+        },
+    );
+    let listed = member_list(&learner);
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].id, listed[0].name.as_str()), (id, "m1"));
+    let err = learner.fail_error(&["member", "remove", &hex(old)]);
     assert_eq!(err, "Error: etcdserver: member not found");
 }
 
