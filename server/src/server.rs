@@ -462,6 +462,12 @@ pub async fn publish(server: Arc<Server>) {
                 );
                 return;
             }
+            Err(e @ Error::Cluster(_)) => {
+                // Refused at apply (this member is not, or no longer, in the
+                // membership): retrying cannot help.
+                tracing::error!(error = %e, "publishing the local member was refused");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot publish local member yet; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
