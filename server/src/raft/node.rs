@@ -7,6 +7,11 @@
 //! messages, snapshot, committed entries, append entries + hard state (one synced
 //! write), persisted messages, advance, then the LightReady's commit index, messages and
 //! committed entries.
+//!
+//! Conf changes are proposed here like other entries, but the configuration switches
+//! only when the applier reaches the entry and asks (`ApplyConfChange`): the applier
+//! first checks the change against the membership, so raft and the membership move
+//! together, in log order, on every member.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
