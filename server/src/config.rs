@@ -54,6 +54,10 @@ pub struct Config {
     #[arg(long, default_value = "new", value_parser = ["new", "existing"])]
     pub initial_cluster_state: String,
 
+    /// Reject reconfiguration requests that would cause quorum loss.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub strict_reconfig_check: bool,
+
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,

@@ -3,7 +3,7 @@
 //! The single mapping to a gRPC status (etcd's codes and strings) is in
 //! [`crate::api::status`].
 
-use crate::{api, apply, lease, mvcc, raft, storage};
+use crate::{api, apply, cluster, lease, mvcc, raft, storage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,6 +17,8 @@ pub enum Error {
     Request(#[from] api::validate::RequestError),
     #[error(transparent)]
     Lease(#[from] lease::Error),
+    #[error(transparent)]
+    Cluster(#[from] cluster::Error),
     #[error("unsupported request: {0}")]
     Unsupported(String),
     /// The leader's answer to a request this member forwarded, passed on unchanged.

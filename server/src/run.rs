@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::Config;
-use crate::server::{auto_compact, Server, StartError};
+use crate::server::{auto_compact, publish, Server, StartError};
 
 /// How long a stopping member waits for open requests and streams to finish.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -66,12 +66,13 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         member_id = format!("{:x}", server.member_id),
         cluster_id = format!("{:x}", server.cluster_id),
         data_dir = %server.cfg.data_dir().display(),
-        members = server.members.len(),
+        members = server.membership.read().len(),
         "revkv started; serving client requests on {} and peers on {}",
         server.cfg.listen_client_urls.join(","),
         server.cfg.listen_peer_urls.join(",")
     );
     let compaction = tokio::spawn(auto_compact(server.clone(), policy));
+    let publishing = tokio::spawn(publish(server.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let lease_expiry = crate::lease::expiry::spawn(server.clone(), stop_rx.clone());
@@ -121,6 +122,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     // open streams: close ours first.
     server.transport.shutdown();
     compaction.abort();
+    publishing.abort();
     // Stops on `stop_tx` without proposing anything more.
     let _ = lease_expiry.await;
     // A graceful stop waits for every open stream, and streams opened by clients

@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use prost::Message as _;
 use revkv_proto::etcdserverpb::ResponseHeader;
-use revkv_proto::revkvpb::{internal_raft_request, InternalRaftRequest, RequestHeader};
+use revkv_proto::revkvpb::{self, internal_raft_request, InternalRaftRequest, RequestHeader};
 use tokio::sync::watch;
 
 use crate::api::validate::RequestError;
+use crate::apply::member::{MemberEffect, Members};
 use crate::apply::{Applier, Outcome, Response};
-use crate::cluster;
+use crate::cluster::{self, Change, Membership};
 use crate::config::Config;
 use crate::lease::{self, Lessor, LessorConfig};
 use crate::metrics::Metrics;
@@ -39,8 +40,8 @@ pub struct Server {
     pub watch: Arc<Hub>,
     pub cluster_id: u64,
     pub member_id: u64,
-    /// The membership this member started with (persisted; see `cluster::bootstrap`).
-    pub members: Vec<cluster::Member>,
+    /// The membership as of the applied index (the applier updates it).
+    pub membership: Arc<RwLock<Membership>>,
     /// Raft messages to and from the other members.
     pub transport: Arc<Transport>,
     wait: Arc<Wait<Outcome>>,
@@ -83,7 +84,14 @@ impl Server {
     /// `runtime`).
     pub fn start(cfg: Config, runtime: tokio::runtime::Handle) -> Result<Arc<Server>, StartError> {
         let storage = Storage::open(&cfg.data_dir(), &StorageConfig::default())?;
-        let boot = cluster::bootstrap(&storage, &cfg)?;
+        let dial = Duration::from_secs(2);
+        let fetch_rt = runtime.clone();
+        let fetch = move |urls: &[String]| {
+            fetch_rt
+                .block_on(transport::fetch_membership(urls, dial))
+                .map_err(|e| e.to_string())
+        };
+        let boot = cluster::bootstrap(&storage, &cfg, &fetch)?;
         let (member_id, cluster_id) = (boot.member_id, boot.cluster_id);
 
         let store = KvStore::open(storage.clone())?;
@@ -107,9 +115,17 @@ impl Server {
         );
         watch.spawn_tasks();
         let applied_index = storage.get_meta_u64(meta::APPLIED_INDEX)?.unwrap_or(0);
-        // On a fresh start every initial member is a voter; afterwards the persisted
-        // configuration wins.
-        let log = LogStore::open(storage, &boot.voters())?;
+        // On a fresh start the configuration is the bootstrap membership's (every
+        // initial member a voter; for a joining member, the cluster's current voters
+        // and learners, itself included); afterwards the persisted configuration wins.
+        let log = LogStore::open_with(
+            storage,
+            ::raft::prelude::ConfState {
+                voters: boot.voters(),
+                learners: boot.learners(),
+                ..Default::default()
+            },
+        )?;
 
         let wait: Arc<Wait<Outcome>> = Arc::default();
         let metrics = Arc::new(Metrics::default());
@@ -138,11 +154,13 @@ impl Server {
                 cfg.max_request_bytes,
             ),
             mailbox.peer_inbox(),
-            runtime,
+            runtime.clone(),
         ));
         for m in boot.peers() {
             transport.add_peer(m.id, m.peer_urls.clone())?;
         }
+        let membership = Arc::new(RwLock::new(boot.membership.clone()));
+        transport.set_directory(Arc::new(MembershipDirectory(membership.clone())));
         let send_transport = transport.clone();
         let (raft, raft_thread) = raft::spawn(
             raft_cfg,
@@ -169,6 +187,43 @@ impl Server {
             LessorConfig::from_timing(cfg.heartbeat_interval, cfg.election_timeout),
         )?);
         let raft_for_apply = raft.clone();
+        let raft_for_conf = raft.clone();
+        let effects_transport = transport.clone();
+        let effects_fatal = fatal.clone();
+        let effects_runtime = runtime.clone();
+        let linger = 10 * Duration::from_millis(cfg.heartbeat_interval);
+        let members = Members::new(
+            membership.clone(),
+            Box::new(move |cc| raft_for_conf.apply_conf_change(cc)),
+            Box::new(move |effect| match effect {
+                MemberEffect::Removed(id) if *id == member_id => {
+                    tracing::error!("the member has been permanently removed from the cluster");
+                    // Like etcd, linger for a few heartbeats first: a leader that
+                    // removed itself must still tell the others the change committed,
+                    // or they may never apply it and wait for its vote forever.
+                    let fatal = effects_fatal.clone();
+                    effects_runtime.spawn(async move {
+                        tokio::time::sleep(linger).await;
+                        fatal.send_replace(Some(cluster::Error::Removed.to_string()));
+                    });
+                }
+                MemberEffect::Removed(id) => effects_transport.remove_peer(*id),
+                MemberEffect::Upsert(m) if m.id != member_id => {
+                    if let Err(e) = effects_transport.add_peer(m.id, m.peer_urls.clone()) {
+                        tracing::error!(peer = format!("{:x}", m.id), error = %e, "cannot stream to new member");
+                    }
+                }
+                MemberEffect::Upsert(_) => {}
+            }),
+        );
+        // A peer may tell us of our removal before (or instead of) the log.
+        let mut removed = transport.removed();
+        let removed_fatal = fatal.clone();
+        runtime.spawn(async move {
+            if removed.wait_for(|r| *r).await.is_ok() {
+                removed_fatal.send_replace(Some(cluster::Error::Removed.to_string()));
+            }
+        });
         let applier = Applier {
             store: store.clone(),
             leases: leases.clone(),
@@ -180,6 +235,7 @@ impl Server {
                 applied_tx.send_replace(i);
             }),
             applied: applied_index,
+            members,
         };
         let fatal_apply = fatal.clone();
         let apply_thread = std::thread::Builder::new()
@@ -202,7 +258,7 @@ impl Server {
             watch,
             cluster_id,
             member_id,
-            members: boot.members,
+            membership,
             transport,
             wait,
             compactor,
@@ -258,6 +314,27 @@ impl Server {
             self.wait.cancel(id);
             return Err(e.into());
         }
+        self.wait_applied(id, rx).await
+    }
+
+    /// Proposes a membership change as a raft conf change and waits until it is
+    /// applied (or refused) here.
+    pub async fn propose_conf_change(&self, change: &Change) -> Result<Response, Error> {
+        let id = self.next_request_id();
+        let cc = cluster::conf_change::encode(id, change)?;
+        let rx = self.wait.register(id);
+        if let Err(e) = self.raft.propose_conf_change(id, cc) {
+            self.wait.cancel(id);
+            return Err(e.into());
+        }
+        self.wait_applied(id, rx).await
+    }
+
+    async fn wait_applied(
+        &self,
+        id: u64,
+        rx: tokio::sync::oneshot::Receiver<Outcome>,
+    ) -> Result<Response, Error> {
         match tokio::time::timeout(self.cfg.request_timeout(), rx).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(raft::Error::Stopped.into()),
@@ -266,6 +343,24 @@ impl Server {
                 Err(raft::Error::Timeout.into())
             }
         }
+    }
+
+    /// The membership as of the applied index.
+    pub fn membership(&self) -> Membership {
+        self.membership.read().clone()
+    }
+
+    /// Whether this member is a learner (etcd refuses most requests on one).
+    pub fn is_learner(&self) -> bool {
+        self.membership.read().is_learner(self.member_id)
+    }
+
+    /// etcd 3.4 serves a learner's clients only Status and serializable reads.
+    pub fn refuse_on_learner(&self) -> Result<(), Error> {
+        if self.is_learner() {
+            return Err(cluster::Error::NotSupportedForLearner.into());
+        }
+        Ok(())
     }
 
     /// Waits until this member has applied everything committed before the call, so a
@@ -325,6 +420,58 @@ impl Server {
         self.raft.shutdown();
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+/// The membership as the peer service sees it.
+struct MembershipDirectory(Arc<RwLock<Membership>>);
+
+impl transport::Directory for MembershipDirectory {
+    fn membership(&self) -> revkvpb::Membership {
+        self.0.read().to_proto()
+    }
+
+    fn is_removed(&self, member: u64) -> bool {
+        self.0.read().is_removed(member)
+    }
+}
+
+/// Publishes this member's name and client URLs through raft once there is a leader
+/// (etcd's `publish`), so every member lists them; retried until it is applied.
+pub async fn publish(server: Arc<Server>) {
+    let attrs = revkvpb::MemberAttrRequest {
+        id: server.member_id,
+        name: server.cfg.name.clone(),
+        client_urls: server.cfg.advertise_client_urls.clone(),
+    };
+    let mut leader = server.raft.status().subscribe_leader();
+    loop {
+        if leader.wait_for(|&l| l != 0).await.is_err() {
+            return;
+        }
+        match server
+            .propose(internal_raft_request::Request::MemberAttr(attrs.clone()))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(
+                    name = attrs.name,
+                    client_urls = attrs.client_urls.join(","),
+                    "published local member to cluster through raft"
+                );
+                return;
+            }
+            Err(e @ Error::Cluster(_)) => {
+                // Refused at apply (this member is not, or no longer, in the
+                // membership): retrying cannot help.
+                tracing::error!(error = %e, "publishing the local member was refused");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot publish local member yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
     }
 }

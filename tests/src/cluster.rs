@@ -28,6 +28,8 @@ pub struct ClusterMember {
     dir: PathBuf,
     token: String,
     initial_cluster: String,
+    /// `new` for the members started together, `existing` for one that joins later.
+    initial_cluster_state: String,
     extra_args: Vec<String>,
     child: Option<Child>,
 }
@@ -57,6 +59,32 @@ impl ClusterMember {
 
     pub fn peer_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Sets the `--initial-cluster` used from the next start on (a joining member takes
+    /// the one `etcdctl member add` prints).
+    pub fn set_initial_cluster(&mut self, initial_cluster: &str) {
+        self.initial_cluster = initial_cluster.to_owned();
+    }
+
+    /// Waits (bounded) for the process to exit on its own and reaps it.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -277,7 +305,7 @@ impl ClusterMember {
             .arg("--initial-cluster-token")
             .arg(&self.token)
             .arg("--initial-cluster-state")
-            .arg("new")
+            .arg(&self.initial_cluster_state)
             .args(&self.extra_args);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("ETCD_") {
@@ -301,6 +329,8 @@ impl Drop for ClusterMember {
 /// member and removes the data.
 pub struct TestCluster {
     members: Vec<ClusterMember>,
+    /// Extra flags every member gets, including members added later.
+    args: Vec<String>,
     /// Declared last: removed after the members are killed.
     _dir: TempDir,
 }
@@ -355,6 +385,7 @@ impl TestCluster {
                 dir: dir.path().join(format!("m{i}")),
                 token: token.clone(),
                 initial_cluster: initial_cluster.clone(),
+                initial_cluster_state: "new".to_owned(),
                 extra_args: args.iter().map(|s| (*s).to_owned()).collect(),
                 child: None,
             })
@@ -362,7 +393,45 @@ impl TestCluster {
         for m in &mut members {
             m.spawn();
         }
-        TestCluster { members, _dir: dir }
+        TestCluster {
+            members,
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            _dir: dir,
+        }
+    }
+
+    /// A new member on fresh ports, not started and not yet known to the cluster: add
+    /// it with `etcdctl member add` (which prints the `--initial-cluster` to give it,
+    /// see [`ClusterMember::set_initial_cluster`]), then [`ClusterMember::spawn`] it; it
+    /// starts with `--initial-cluster-state existing`. Returns its index.
+    pub fn prepare_member(&mut self, name: &str) -> usize {
+        let first = self.members.first().expect("a cluster has members");
+        let (target, token) = (first.target, first.token.clone());
+        let dir = first
+            .dir
+            .parent()
+            .expect("member dirs live in the cluster dir")
+            .join(name);
+        let peer_port = free_port();
+        let mut initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect();
+        initial.push(format!("{name}=http://127.0.0.1:{peer_port}"));
+        self.members.push(ClusterMember {
+            target,
+            name: name.to_owned(),
+            client_port: free_port(),
+            peer_port,
+            dir,
+            token,
+            initial_cluster: initial.join(","),
+            initial_cluster_state: "existing".to_owned(),
+            extra_args: self.args.clone(),
+            child: None,
+        });
+        self.members.len() - 1
     }
 
     fn wait_healthy(&mut self) -> Result<(), String> {

@@ -93,12 +93,12 @@ impl LeaderLink {
             }
         }
         let url = server
-            .members
-            .iter()
-            .find(|m| m.id == leader)
-            .and_then(|m| m.peer_urls.first())
+            .membership
+            .read()
+            .get(leader)
+            .and_then(|m| m.peer_urls.first().cloned())
             .ok_or(raft::Error::NoLeader)?;
-        let channel = Endpoint::from_shared(url.clone())
+        let channel = Endpoint::from_shared(url)
             .map_err(|_| raft::Error::NoLeader)?
             .connect_timeout(server.cfg.request_timeout())
             .timeout(server.cfg.request_timeout())

@@ -29,6 +29,8 @@ impl KvService {
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Error> {
         validate::check_range(&req)?;
         if !req.serializable {
+            // etcd 3.4 serves a learner's clients serializable reads only.
+            self.server.refuse_on_learner()?;
             self.server.linearizable_read().await?;
         }
         let mut resp = apply::range::range(&*self.server.store, &req)?;
@@ -37,17 +39,20 @@ impl KvService {
     }
 
     async fn put(&self, req: PutRequest) -> Result<PutResponse, Error> {
+        self.server.refuse_on_learner()?;
         validate::check_put(&req)?;
         self.server.check_quota()?;
         propose(&self.server, Internal::Put(req)).await
     }
 
     async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
+        self.server.refuse_on_learner()?;
         validate::check_delete(&req)?;
         propose(&self.server, Internal::DeleteRange(req)).await
     }
 
     async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
+        self.server.refuse_on_learner()?;
         validate::check_txn(&req, self.server.cfg.max_txn_ops)?;
         if !apply::txn::is_read_only(&req) {
             self.server.check_quota()?;
@@ -63,6 +68,7 @@ impl KvService {
     }
 
     async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, Error> {
+        self.server.refuse_on_learner()?;
         let physical = req.physical;
         let rev = req.revision;
         let resp = propose(&self.server, Internal::Compaction(req)).await?;

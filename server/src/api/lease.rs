@@ -46,6 +46,7 @@ impl LeaseService {
     }
 
     async fn grant(&self, mut req: LeaseGrantRequest) -> Result<LeaseGrantResponse, Error> {
+        self.server.refuse_on_learner()?;
         self.server.check_quota()?;
         if req.ttl > MAX_LEASE_TTL {
             return Err(lease::Error::TtlTooLarge.into());
@@ -67,6 +68,7 @@ impl LeaseService {
     }
 
     async fn revoke(&self, req: LeaseRevokeRequest) -> Result<LeaseRevokeResponse, Error> {
+        self.server.refuse_on_learner()?;
         propose(&self.server, Internal::LeaseRevoke(req)).await
     }
 
@@ -74,6 +76,7 @@ impl LeaseService {
         &self,
         req: LeaseTimeToLiveRequest,
     ) -> Result<LeaseTimeToLiveResponse, Error> {
+        self.server.refuse_on_learner()?;
         on_leader(
             &self.server,
             || time_to_live_local(&self.server, &req),
@@ -83,6 +86,7 @@ impl LeaseService {
     }
 
     async fn leases(&self, _req: LeaseLeasesRequest) -> Result<LeaseLeasesResponse, Error> {
+        self.server.refuse_on_learner()?;
         let leases = self
             .server
             .leases
@@ -299,6 +303,8 @@ impl Lease for LeaseService {
         &self,
         r: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<BoxStream<LeaseKeepAliveResponse>>, Status> {
+        // etcd refuses every stream on a learner.
+        self.server.refuse_on_learner()?;
         let (tx, rx) = mpsc::channel(KEEP_ALIVE_BUFFER);
         tokio::spawn(keep_alive_stream(
             self.server.clone(),

@@ -1,12 +1,16 @@
-//! The Maintenance service: `Status` now; the rest answer Unimplemented until built.
+//! The Maintenance service: `Status` and `MoveLeader`; the rest answer Unimplemented
+//! until built.
 
 use std::sync::Arc;
 
 use revkv_proto::etcdserverpb::maintenance_server::Maintenance;
-use revkv_proto::etcdserverpb::{StatusRequest, StatusResponse};
+use revkv_proto::etcdserverpb::{
+    MoveLeaderRequest, MoveLeaderResponse, StatusRequest, StatusResponse,
+};
 use tonic::{Request, Response, Status};
 
 use super::instrumented;
+use crate::cluster;
 use crate::server::Server;
 use crate::Error;
 
@@ -41,10 +45,47 @@ impl MaintenanceService {
             raft_applied_index: s.applied_index(),
             errors,
             db_size_in_use: storage.size_in_use_bytes() as i64,
-            is_learner: false,
+            is_learner: s.is_learner(),
             db_size_quota: s.cfg.quota_bytes() as i64,
             downgrade_info: None,
             storage_version: String::new(),
+        })
+    }
+
+    /// etcd's `MoveLeader`: only the leader hands leadership over, only to a voter,
+    /// and the call returns once the target leads (or times out).
+    async fn move_leader(&self, req: MoveLeaderRequest) -> Result<MoveLeaderResponse, Error> {
+        let s = &self.server;
+        s.refuse_on_learner()?;
+        if s.raft.status().leader() != s.member_id {
+            return Err(cluster::Error::NotLeader.into());
+        }
+        let target = req.target_id;
+        let membership = s.membership();
+        if !membership.contains(target) || membership.is_learner(target) {
+            return Err(cluster::Error::BadLeaderTransferee.into());
+        }
+        let mut leader = s.raft.status().subscribe_leader();
+        let deadline = tokio::time::Instant::now() + s.cfg.request_timeout();
+        // Raft abandons a transfer the target does not complete within an election
+        // timeout; ask again until ours succeeds or the request times out.
+        let retry = std::time::Duration::from_millis(s.cfg.election_timeout.max(1));
+        while s.raft.status().leader() != target {
+            s.raft.transfer_leader(target)?;
+            let wait = leader.wait_for(|&l| l == target);
+            match tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + retry), wait)
+                .await
+            {
+                Ok(Ok(_)) => break,
+                Ok(Err(_)) => return Err(crate::raft::Error::Stopped.into()),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(cluster::Error::LeaderTransferTimeout.into())
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(MoveLeaderResponse {
+            header: Some(s.header(0)),
         })
     }
 }
@@ -57,6 +98,19 @@ impl Maintenance for MaintenanceService {
             "etcdserverpb.Maintenance",
             "Status",
             self.status(),
+        )
+        .await
+    }
+
+    async fn move_leader(
+        &self,
+        r: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        instrumented(
+            &self.server,
+            "etcdserverpb.Maintenance",
+            "MoveLeader",
+            self.move_leader(r.into_inner()),
         )
         .await
     }

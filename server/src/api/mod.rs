@@ -4,6 +4,7 @@
 //! Every service etcd declares is registered; methods revkv does not implement yet
 //! answer `Unimplemented` (generated default stubs), never a fake success.
 
+pub mod cluster;
 pub mod forward;
 pub mod kv;
 pub mod lease;
@@ -18,7 +19,7 @@ use std::time::Instant;
 
 use revkv_proto::etcdserverpb::{
     auth_server::{Auth, AuthServer},
-    cluster_server::{Cluster, ClusterServer},
+    cluster_server::ClusterServer,
     kv_server::KvServer,
     lease_server::LeaseServer,
     maintenance_server::MaintenanceServer,
@@ -73,7 +74,6 @@ pub(crate) async fn propose<T: Applied>(
 /// Services whose every method is still a generated `Unimplemented` stub.
 struct NotYet;
 
-impl Cluster for NotYet {}
 impl Auth for NotYet {}
 
 /// All six etcd services, sized by `--max-request-bytes` like etcd's gRPC server
@@ -97,6 +97,9 @@ pub fn routes(server: Arc<Server>) -> Routes {
     .add_service(
         LeaseServer::new(lease::LeaseService::new(server.clone())).max_decoding_message_size(max),
     )
-    .add_service(ClusterServer::new(NotYet).max_decoding_message_size(max))
+    .add_service(
+        ClusterServer::new(cluster::ClusterService::new(server.clone()))
+            .max_decoding_message_size(max),
+    )
     .add_service(AuthServer::new(NotYet).max_decoding_message_size(max))
 }

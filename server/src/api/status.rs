@@ -4,7 +4,7 @@
 use tonic::{Code, Status};
 
 use super::validate::RequestError;
-use crate::{apply, lease, mvcc, raft, watch, Error};
+use crate::{apply, cluster, lease, mvcc, raft, watch, Error};
 
 impl From<Error> for Status {
     fn from(e: Error) -> Status {
@@ -72,6 +72,59 @@ impl From<Error> for Status {
                 lease::Error::TtlTooLarge => (Code::OutOfRange, "etcdserver: too large lease TTL"),
                 lease::Error::NotLeader => (Code::FailedPrecondition, "etcdserver: not leader"),
                 lease::Error::Storage(_) | lease::Error::Corrupt(_) => return internal(&e),
+            },
+            Error::Cluster(c) => match c {
+                cluster::Error::IdExists => (
+                    Code::FailedPrecondition,
+                    "etcdserver: member ID already exist",
+                ),
+                cluster::Error::PeerUrlExists => (
+                    Code::FailedPrecondition,
+                    "etcdserver: Peer URLs already exists",
+                ),
+                cluster::Error::IdNotFound | cluster::Error::IdRemoved => {
+                    (Code::NotFound, "etcdserver: member not found")
+                }
+                cluster::Error::NotLearner => (
+                    Code::FailedPrecondition,
+                    "etcdserver: can only promote a learner member",
+                ),
+                cluster::Error::TooManyLearners => (
+                    Code::FailedPrecondition,
+                    "etcdserver: too many learner members in cluster",
+                ),
+                // etcd 3.4 maps this one to a client-side error value rather than a
+                // status, so its clients see it with code Unknown; so do ours.
+                cluster::Error::NotEnoughStarted | cluster::Error::LastVoter => (
+                    Code::Unknown,
+                    "etcdserver: re-configuration failed due to not enough started members",
+                ),
+                cluster::Error::LearnerNotReady => (
+                    Code::FailedPrecondition,
+                    "etcdserver: can only promote a learner member which is in sync with leader",
+                ),
+                cluster::Error::BadUrls => (
+                    Code::InvalidArgument,
+                    "etcdserver: given member URLs are invalid",
+                ),
+                cluster::Error::Unhealthy => (Code::Unavailable, "etcdserver: unhealthy cluster"),
+                cluster::Error::NotLeader => (Code::FailedPrecondition, "etcdserver: not leader"),
+                cluster::Error::BadLeaderTransferee => (
+                    Code::FailedPrecondition,
+                    "etcdserver: bad leader transferee",
+                ),
+                // Not in etcd's error map: its clients see code Unknown.
+                cluster::Error::LeaderTransferTimeout => (
+                    Code::Unknown,
+                    "etcdserver: request timed out, leader transfer took too long",
+                ),
+                cluster::Error::NotSupportedForLearner => (
+                    Code::Unavailable,
+                    "etcdserver: rpc not supported for learner",
+                ),
+                cluster::Error::Removed => (Code::Unavailable, "etcdserver: server stopped"),
+                cluster::Error::Forwarded(status) => return status.clone(),
+                _ => return internal(&e),
             },
             Error::Storage(_) => return internal(&e),
             Error::Unsupported(_) => (Code::Unimplemented, "etcdserver: unsupported request"),
@@ -141,5 +194,41 @@ mod tests {
         );
         let s: Status = Error::from(apply::Error::LeaseNotFound).into();
         assert_eq!(s.code(), Code::NotFound);
+    }
+
+    #[test]
+    fn membership_errors_are_etcds() {
+        let check = |e: cluster::Error, code: Code, msg: &str| {
+            let s: Status = Error::from(e).into();
+            assert_eq!((s.code(), s.message()), (code, msg));
+        };
+        check(
+            cluster::Error::IdExists,
+            Code::FailedPrecondition,
+            "etcdserver: member ID already exist",
+        );
+        check(
+            cluster::Error::PeerUrlExists,
+            Code::FailedPrecondition,
+            "etcdserver: Peer URLs already exists",
+        );
+        check(
+            cluster::Error::IdRemoved,
+            Code::NotFound,
+            "etcdserver: member not found",
+        );
+        check(
+            cluster::Error::LearnerNotReady,
+            Code::FailedPrecondition,
+            "etcdserver: can only promote a learner member which is in sync with leader",
+        );
+        check(
+            cluster::Error::NotSupportedForLearner,
+            Code::Unavailable,
+            "etcdserver: rpc not supported for learner",
+        );
+        let relayed = Status::failed_precondition("from the leader");
+        let s: Status = Error::from(cluster::Error::Forwarded(relayed)).into();
+        assert_eq!(s.message(), "from the leader");
     }
 }

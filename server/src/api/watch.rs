@@ -52,6 +52,8 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<BoxStream<WatchResponse>>, Status> {
+        // etcd refuses every stream on a learner.
+        self.server.refuse_on_learner()?;
         let (tx, rx) = mpsc::channel(OUTBOUND_LEN);
         let session = Session::new(self.server.clone(), tx);
         tokio::spawn(session.run(request.into_inner()));

@@ -8,6 +8,7 @@
 
 pub mod kv;
 pub mod lease;
+pub mod member;
 pub mod range;
 pub mod txn;
 
@@ -18,10 +19,12 @@ use prost::Message as _;
 use raft::prelude::{Entry, EntryType};
 use revkv_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse,
-    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
+    LeaseRevokeResponse, MemberAddResponse, MemberPromoteResponse, MemberRemoveResponse,
+    MemberUpdateResponse, PutResponse, ResponseHeader, TxnResponse,
 };
 use revkv_proto::revkvpb::{internal_raft_request::Request, InternalRaftRequest};
 
+use crate::cluster::Change;
 use crate::lease::Lessor;
 use crate::mvcc::{self, compact::Compactor, ApplyBatch, KvStore};
 use crate::wait::Wait;
@@ -46,6 +49,12 @@ pub enum Response {
     Compaction(CompactionResponse),
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
+    MemberAdd(MemberAddResponse),
+    MemberRemove(MemberRemoveResponse),
+    MemberPromote(MemberPromoteResponse),
+    MemberUpdate(MemberUpdateResponse),
+    /// A member's published attributes were recorded.
+    MemberAttr,
 }
 
 /// One applied response type: how to take it out of a [`Response`] and where its header
@@ -79,6 +88,10 @@ applied! {
     Compaction => CompactionResponse,
     LeaseGrant => LeaseGrantResponse,
     LeaseRevoke => LeaseRevokeResponse,
+    MemberAdd => MemberAddResponse,
+    MemberRemove => MemberRemoveResponse,
+    MemberPromote => MemberPromoteResponse,
+    MemberUpdate => MemberUpdateResponse,
 }
 
 /// The result delivered to the proposer's waiter.
@@ -101,6 +114,8 @@ pub struct Applier {
     /// Told the applied index (raft log compaction, ReadIndex waits).
     pub on_applied: Box<dyn Fn(u64) + Send>,
     pub applied: u64,
+    /// The membership and the raft configuration.
+    pub members: member::Members,
 }
 
 /// Most entries folded into one write batch.
@@ -109,7 +124,7 @@ const MAX_BATCH_ENTRIES: usize = 4096;
 impl Applier {
     /// Applies batches until the raft task hangs up; an error here is a storage failure
     /// that leaves the member unable to continue.
-    pub fn run(mut self, rx: Receiver<Vec<Entry>>) -> Result<(), mvcc::Error> {
+    pub fn run(mut self, rx: Receiver<Vec<Entry>>) -> Result<(), crate::Error> {
         while let Ok(mut entries) = rx.recv() {
             while entries.len() < MAX_BATCH_ENTRIES {
                 match rx.try_recv() {
@@ -122,7 +137,7 @@ impl Applier {
         Ok(())
     }
 
-    fn apply_entries(&mut self, entries: &[Entry]) -> Result<(), mvcc::Error> {
+    fn apply_entries(&mut self, entries: &[Entry]) -> Result<(), crate::Error> {
         let Some(last) = entries.last().map(|e| e.index) else {
             return Ok(());
         };
@@ -132,9 +147,19 @@ impl Applier {
         let mut batch = ApplyBatch::new(&self.store);
         let mut outcomes = Vec::new();
         for e in entries.iter().filter(|e| e.index > self.applied) {
-            if e.get_entry_type() != EntryType::EntryNormal || e.data.is_empty() {
-                // Leader no-ops carry nothing; membership entries arrive with peers.
-                continue;
+            match e.get_entry_type() {
+                EntryType::EntryConfChange => {
+                    outcomes.push(self.members.conf_change(&mut batch, e)?);
+                    continue;
+                }
+                EntryType::EntryConfChangeV2 => {
+                    // Never proposed by revkv; the same on every member.
+                    tracing::error!(index = e.index, "unexpected ConfChangeV2 entry; skipped");
+                    continue;
+                }
+                // Leader no-ops carry nothing.
+                EntryType::EntryNormal if e.data.is_empty() => continue,
+                EntryType::EntryNormal => {}
             }
             let req = match InternalRaftRequest::decode(&e.data[..]) {
                 Ok(r) => r,
@@ -146,17 +171,19 @@ impl Applier {
                 }
             };
             let id = req.header.as_ref().map(|h| h.id).unwrap_or(0);
-            let outcome = self.apply_request(&mut batch, req);
+            let outcome = apply_request(&self.leases, &mut self.members, &mut batch, req);
             if let Err(crate::Error::Apply(Error::Mvcc(
                 e @ (mvcc::Error::Corrupt(_) | mvcc::Error::Storage(_)),
             ))) = &outcome
             {
-                return Err(mvcc::Error::Corrupt(e.to_string()));
+                return Err(mvcc::Error::Corrupt(e.to_string()).into());
             }
             outcomes.push((id, outcome));
         }
+        self.members.persist(&mut batch);
         let mut done = batch.commit(Some(last))?;
         self.applied = last;
+        self.members.publish();
         // Before the waiters: a client that sees its write acknowledged and then
         // watches from "now" must not receive that write.
         self.watch
@@ -164,46 +191,61 @@ impl Applier {
         if let Some(rev) = done.compact_rev {
             self.compactor.schedule(rev);
         }
+        // Raft learns the applied index before any waiter wakes: a client that
+        // proposes its next membership change as soon as the last one returns must not
+        // find raft still counting the last one as pending (raft drops a conf change
+        // proposed while another is unapplied).
+        (self.on_applied)(last);
         for (id, outcome) in outcomes {
             self.wait.trigger(id, outcome);
         }
-        (self.on_applied)(last);
         Ok(())
     }
+}
 
-    fn apply_request(&self, batch: &mut ApplyBatch<'_>, req: InternalRaftRequest) -> Outcome {
-        let leases = &*self.leases;
-        match req.request {
-            Some(Request::Put(p)) => {
-                let mut t = batch.txn();
-                let r = kv::check_put(&t, leases, &p).and_then(|()| kv::put(&mut t, &p));
-                t.end();
-                Ok(Response::Put(r?))
-            }
-            Some(Request::DeleteRange(d)) => {
-                let mut t = batch.txn();
-                let r = kv::delete_range(&mut t, &d);
-                t.end();
-                Ok(Response::DeleteRange(r?))
-            }
-            Some(Request::Txn(x)) => {
-                let mut t = batch.txn();
-                let r = txn::txn(&mut t, leases, &x);
-                t.end();
-                Ok(Response::Txn(r?))
-            }
-            Some(Request::Compaction(c)) => Ok(Response::Compaction(compact(batch, &c)?)),
-            Some(Request::LeaseGrant(g)) => {
-                Ok(Response::LeaseGrant(lease::grant(batch, &self.leases, &g)?))
-            }
-            Some(Request::LeaseRevoke(r)) => Ok(Response::LeaseRevoke(lease::revoke(
-                batch,
-                &self.leases,
-                &r,
-            )?)),
-            Some(other) => Err(crate::Error::Unsupported(format!("{other:?}"))),
-            None => Err(crate::Error::Unsupported("empty request".into())),
+/// Applies one normal entry's request to the batch (and the membership).
+fn apply_request(
+    lessor: &Arc<Lessor>,
+    members: &mut member::Members,
+    batch: &mut ApplyBatch<'_>,
+    req: InternalRaftRequest,
+) -> Outcome {
+    let leases = &**lessor;
+    match req.request {
+        Some(Request::Put(p)) => {
+            let mut t = batch.txn();
+            let r = kv::check_put(&t, leases, &p).and_then(|()| kv::put(&mut t, &p));
+            t.end();
+            Ok(Response::Put(r?))
         }
+        Some(Request::DeleteRange(d)) => {
+            let mut t = batch.txn();
+            let r = kv::delete_range(&mut t, &d);
+            t.end();
+            Ok(Response::DeleteRange(r?))
+        }
+        Some(Request::Txn(x)) => {
+            let mut t = batch.txn();
+            let r = txn::txn(&mut t, leases, &x);
+            t.end();
+            Ok(Response::Txn(r?))
+        }
+        Some(Request::Compaction(c)) => Ok(Response::Compaction(compact(batch, &c)?)),
+        Some(Request::LeaseGrant(g)) => Ok(Response::LeaseGrant(lease::grant(batch, lessor, &g)?)),
+        Some(Request::LeaseRevoke(r)) => {
+            Ok(Response::LeaseRevoke(lease::revoke(batch, lessor, &r)?))
+        }
+        Some(Request::MemberAttr(a)) => members.request(Change::Attributes {
+            id: a.id,
+            name: a.name,
+            client_urls: a.client_urls,
+        }),
+        Some(Request::MemberUpdate(u)) => members.request(Change::UpdatePeerUrls {
+            id: u.id,
+            peer_urls: u.peer_ur_ls,
+        }),
+        Some(other) => Err(crate::Error::Unsupported(format!("{other:?}"))),
+        None => Err(crate::Error::Unsupported("empty request".into())),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Cluster identity: member and cluster IDs derived as etcd derives them, and the
-//! membership a member bootstraps with ([`bootstrap`]).
+//! membership a member bootstraps with ([`bootstrap`]), the membership the log builds
+//! from there ([`membership`]) and how its changes travel as raft conf changes
+//! ([`conf_change`]).
 //!
 //! A member's ID is the first 8 bytes (big-endian) of SHA-1 over its sorted peer URLs
 //! followed by the cluster token; the cluster ID is the same over the sorted member IDs.
@@ -7,8 +9,12 @@
 //! would compute), with no coordination.
 
 mod bootstrap;
+pub mod conf_change;
+pub mod membership;
+pub mod reconfig;
 
 pub use bootstrap::{bootstrap, Bootstrap};
+pub use membership::{Change, Membership};
 
 use sha1::{Digest, Sha1};
 
@@ -46,12 +52,52 @@ pub enum Error {
     },
     #[error("--initial-cluster lists peer URL {0} for more than one member")]
     DuplicateMember(String),
-    #[error("--initial-cluster-state=existing on an empty data dir: joining a running cluster needs `member add` and snapshot install, which this build does not have yet; bootstrap all members with --initial-cluster-state=new")]
-    JoinUnsupported,
+    #[error("cannot join the existing cluster: {0}")]
+    Join(String),
     #[error("reading cluster membership: {0}")]
     Storage(#[from] crate::storage::Error),
-    #[error("corrupt cluster membership in the data dir: {0}")]
+    #[error("corrupt cluster membership: {0}")]
     Corrupt(String),
+
+    // Refused membership changes and requests, in etcd's words (the strings clients
+    // see are in `api/status.rs`).
+    #[error("membership: ID exists")]
+    IdExists,
+    #[error("membership: peerURL exists")]
+    PeerUrlExists,
+    #[error("membership: ID not found")]
+    IdNotFound,
+    #[error("membership: ID removed")]
+    IdRemoved,
+    #[error("membership: can only promote a learner member")]
+    NotLearner,
+    #[error("membership: too many learner members in cluster")]
+    TooManyLearners,
+    #[error("membership: cannot remove the last voting member")]
+    LastVoter,
+    #[error("given member URLs are invalid")]
+    BadUrls,
+    #[error("re-configuration failed due to not enough started members")]
+    NotEnoughStarted,
+    #[error("can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("unhealthy cluster")]
+    Unhealthy,
+    #[error("not leader")]
+    NotLeader,
+    #[error("bad leader transferee")]
+    BadLeaderTransferee,
+    #[error("request timed out, leader transfer took too long")]
+    LeaderTransferTimeout,
+    #[error("rpc not supported for learner")]
+    NotSupportedForLearner,
+    #[error("only adds, promotions and removals travel as raft conf changes")]
+    NotConfChange,
+    #[error("the member has been permanently removed from the cluster")]
+    Removed,
+    /// The leader's own answer to a request this member forwarded to it.
+    #[error("the leader answered: {}", .0.message())]
+    Forwarded(tonic::Status),
 }
 
 fn first_u64(digest: &[u8]) -> u64 {

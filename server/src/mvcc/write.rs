@@ -64,6 +64,11 @@ impl<'s> ApplyBatch<'s> {
         }
     }
 
+    /// The store the batch writes to.
+    pub fn store(&self) -> &'s KvStore {
+        self.store
+    }
+
     /// The current revision including this batch's finished requests.
     pub fn rev(&self) -> i64 {
         self.rev

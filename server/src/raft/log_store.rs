@@ -43,6 +43,16 @@ impl LogStore {
     /// Loads the persisted state; a fresh store gets `initial_voters` as its
     /// configuration (written at once, so a restart sees the same bootstrap).
     pub fn open(storage: Storage, initial_voters: &[u64]) -> raft::Result<LogStore> {
+        let initial = ConfState {
+            voters: initial_voters.to_vec(),
+            ..Default::default()
+        };
+        LogStore::open_with(storage, initial)
+    }
+
+    /// Like [`LogStore::open`] with a whole initial configuration: a member joining a
+    /// running cluster starts from the cluster's current voters and learners.
+    pub fn open_with(storage: Storage, initial: ConfState) -> raft::Result<LogStore> {
         let cf = storage.cf(CF_RAFT);
         let db = storage.db();
         let read = |key: &[u8]| db.get_cf(cf, key).map_err(other);
@@ -53,10 +63,7 @@ impl LogStore {
         let conf_state = match read(CONF_STATE)? {
             Some(b) => ConfState::parse_from_bytes(&b)?,
             None => {
-                let cs = ConfState {
-                    voters: initial_voters.to_vec(),
-                    ..Default::default()
-                };
+                let cs = initial;
                 let mut wb = WriteBatch::default();
                 wb.put_cf(cf, CONF_STATE, cs.write_to_bytes()?);
                 storage.write(wb, true).map_err(other)?;
@@ -148,6 +155,24 @@ impl LogStore {
         self.storage.write(wb, true).map_err(other)?;
         self.conf_state = cs;
         Ok(())
+    }
+
+    /// Adds the configuration a conf change produced to `wb`, the applier's batch, so it
+    /// is persisted in the same write as the applied index and the membership: after a
+    /// crash either all three moved past the conf change entry or it is applied again.
+    pub fn put_conf_state(
+        storage: &Storage,
+        wb: &mut WriteBatch,
+        cs: &ConfState,
+    ) -> raft::Result<()> {
+        wb.put_cf(storage.cf(CF_RAFT), CONF_STATE, cs.write_to_bytes()?);
+        Ok(())
+    }
+
+    /// Records in memory the configuration the raft node switched to; the applier
+    /// persists it ([`LogStore::put_conf_state`]).
+    pub fn note_conf_state(&mut self, cs: ConfState) {
+        self.conf_state = cs;
     }
 
     /// Drops entries up to and including `index` (which must be applied).

@@ -7,6 +7,11 @@
 //! messages, snapshot, committed entries, append entries + hard state (one synced
 //! write), persisted messages, advance, then the LightReady's commit index, messages and
 //! committed entries.
+//!
+//! Conf changes are proposed here like other entries, but the configuration switches
+//! only when the applier reaches the entry and asks (`ApplyConfChange`): the applier
+//! first checks the change against the membership, so raft and the membership move
+//! together, in log order, on every member.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
-use raft::prelude::{Entry, Message, MessageType};
+use raft::prelude::{ConfChange, ConfState, Entry, Message, MessageType};
 use raft::{RawNode, StateRole};
 use tokio::sync::oneshot;
 
@@ -49,6 +54,26 @@ pub enum Command {
     Propose {
         id: u64,
         data: Vec<u8>,
+    },
+    /// Append a membership change; like `Propose`, the outcome reaches the waiter of
+    /// `id`.
+    ProposeConfChange {
+        id: u64,
+        cc: ConfChange,
+    },
+    /// Switch the raft configuration to include a committed conf change (sent by the
+    /// applier, in log order) and reply with the new configuration.
+    ApplyConfChange {
+        cc: ConfChange,
+        reply: oneshot::Sender<Result<ConfState, Error>>,
+    },
+    /// Hand leadership to this member (a no-op unless this member leads).
+    TransferLeader(u64),
+    /// Reply with (leader's match, `id`'s match) from the leader's progress table, or
+    /// `None` when this member does not lead or does not track `id`.
+    Progress {
+        id: u64,
+        reply: oneshot::Sender<Option<(u64, u64)>>,
     },
     /// Reply with an index that, once applied, makes a read linearizable.
     ReadIndex {
@@ -163,6 +188,33 @@ impl RaftHandle {
     /// Queues a proposal without blocking.
     pub fn propose(&self, id: u64, data: Vec<u8>) -> Result<(), Error> {
         self.send(Command::Propose { id, data })
+    }
+
+    /// Queues a membership change without blocking.
+    pub fn propose_conf_change(&self, id: u64, cc: ConfChange) -> Result<(), Error> {
+        self.send(Command::ProposeConfChange { id, cc })
+    }
+
+    /// Applies a committed conf change to the raft node and returns the resulting
+    /// configuration. Blocking: called from the applier thread, which must not move on
+    /// before raft has switched configuration.
+    pub fn apply_conf_change(&self, cc: ConfChange) -> Result<ConfState, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::ApplyConfChange { cc, reply })
+            .map_err(|_| Error::Stopped)?;
+        rx.blocking_recv().map_err(|_| Error::Stopped)?
+    }
+
+    pub fn transfer_leader(&self, to: u64) -> Result<(), Error> {
+        self.send(Command::TransferLeader(to))
+    }
+
+    /// The leader's and `id`'s replication progress, if this member leads.
+    pub async fn progress(&self, id: u64) -> Result<Option<(u64, u64)>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Progress { id, reply })?;
+        rx.await.map_err(|_| Error::Stopped)
     }
 
     /// Obtains a read index (shared with other reads queued in the same loop turn).
@@ -331,6 +383,37 @@ impl Node {
                     };
                     (self.sinks.on_drop)(id, err);
                 }
+            }
+            Command::ProposeConfChange { id, cc } => {
+                if self.raw.raft.leader_id == raft::INVALID_ID {
+                    (self.sinks.on_drop)(id, Error::NoLeader);
+                } else if let Err(e) = self.raw.propose_conf_change(id.to_be_bytes().to_vec(), cc) {
+                    let err = match e {
+                        raft::Error::ProposalDropped => Error::NoLeader,
+                        e => Error::from(e),
+                    };
+                    (self.sinks.on_drop)(id, err);
+                }
+            }
+            Command::ApplyConfChange { cc, reply } => {
+                let result = self.raw.apply_conf_change(&cc).map_err(Error::from);
+                if let Ok(cs) = &result {
+                    tracing::info!(
+                        voters = ?cs.voters,
+                        learners = ?cs.learners,
+                        "raft configuration changed"
+                    );
+                    self.raw.mut_store().note_conf_state(cs.clone());
+                }
+                let _ = reply.send(result);
+            }
+            Command::TransferLeader(to) => self.raw.transfer_leader(to),
+            Command::Progress { id, reply } => {
+                let prs = self.raw.raft.prs();
+                let answer = (self.raw.raft.state == StateRole::Leader)
+                    .then(|| Some((prs.get(self.cfg.id)?.matched, prs.get(id)?.matched)))
+                    .flatten();
+                let _ = reply.send(answer);
             }
             Command::ReadIndex { reply } => self.queued_reads.push(reply),
             Command::Applied(index) => self.on_applied(index),
@@ -514,11 +597,20 @@ impl Node {
         }
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
-                Command::Propose { id, .. } => (self.sinks.on_drop)(id, err.clone()),
+                Command::Propose { id, .. } | Command::ProposeConfChange { id, .. } => {
+                    (self.sinks.on_drop)(id, err.clone())
+                }
                 Command::ReadIndex { reply } => {
                     let _ = reply.send(Err(err.clone()));
                 }
-                Command::Applied(_)
+                Command::ApplyConfChange { reply, .. } => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                Command::Progress { reply, .. } => {
+                    let _ = reply.send(None);
+                }
+                Command::TransferLeader(_)
+                | Command::Applied(_)
                 | Command::Step(_)
                 | Command::Unreachable(_)
                 | Command::Shutdown => {}

@@ -44,8 +44,9 @@ pub mod meta {
     /// Cluster and member identity, written once at bootstrap.
     pub const CLUSTER_ID: &[u8] = b"cluster_id";
     pub const MEMBER_ID: &[u8] = b"member_id";
-    /// The cluster's membership (`revkvpb.Membership`), written at bootstrap; on
-    /// restart it wins over the `--initial-cluster` flags.
+    /// The cluster's membership (`revkvpb.Membership`), written at bootstrap and by
+    /// every applied membership change (with the applied index); on restart it wins
+    /// over the `--initial-cluster` flags.
     pub const MEMBERS: &[u8] = b"members";
 }
 

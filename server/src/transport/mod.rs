@@ -15,19 +15,29 @@
 //! another cluster or member. A refused peer never gets a raft message from us and
 //! none of its messages reach raft, so a mis-configured member can neither join nor
 //! disturb a cluster. Both sides log the two IDs.
+//!
+//! Removal: a member removed from the cluster may never apply its own removal (the
+//! leader stops replicating to it once the change commits). The accepting side
+//! therefore refuses a removed member's streams and messages with a refusal that
+//! says so, and the removed member's senders report it ([`Transport::removed`]), so
+//! it stops, as etcd's peers answer a removed member with "410 Gone".
+//!
+//! Membership: the peer service also answers `Members` (the cluster ID and member
+//! list) for a member joining a running cluster ([`fetch_membership`]).
 
 mod activity;
 mod sender;
 mod service;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use raft::prelude::Message;
+use revkv_proto::revkvpb;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use activity::PeerActivity;
@@ -52,6 +62,8 @@ pub enum Error {
     MemberMismatch { remote: u64, expected: u64 },
     #[error("peer closed the stream")]
     Closed,
+    #[error("the member has been permanently removed from the cluster")]
+    Removed,
     #[error("encoding a raft message: {0}")]
     Encode(#[from] protobuf::ProtobufError),
 }
@@ -85,6 +97,18 @@ impl From<tonic::Status> for Error {
 /// so the dialer can report the mismatch in its own terms.
 const CLUSTER_ID_KEY: &str = "revkv-cluster-id";
 const MEMBER_ID_KEY: &str = "revkv-member-id";
+/// gRPC metadata key on the refusal of a removed member's stream (its ID, hex).
+const REMOVED_KEY: &str = "revkv-removed-member";
+/// How that refusal's message ends (checked too, in case metadata is lost on the way).
+const REMOVED_SUFFIX: &str = "has been permanently removed from the cluster";
+
+/// What the peer service needs to know of the membership (the applier keeps it).
+pub trait Directory: Send + Sync + 'static {
+    /// The cluster ID and current members, for a joining member.
+    fn membership(&self) -> revkvpb::Membership;
+    /// Whether `member` was removed from the cluster.
+    fn is_removed(&self, member: u64) -> bool;
+}
 
 /// An error with its sources, which tonic's transport errors keep to themselves.
 fn chain(e: &dyn std::error::Error) -> String {
@@ -187,6 +211,9 @@ pub struct Transport {
     peers: RwLock<HashMap<u64, PeerQueue>>,
     /// Tasks serving accepted streams, aborted at shutdown.
     accepted: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    directory: OnceLock<Arc<dyn Directory>>,
+    /// Set when a peer refused us because we were removed from the cluster.
+    removed: Arc<watch::Sender<bool>>,
 }
 
 impl Transport {
@@ -199,7 +226,20 @@ impl Transport {
             runtime,
             peers: RwLock::new(HashMap::new()),
             accepted: Arc::default(),
+            directory: OnceLock::new(),
+            removed: Arc::new(watch::channel(false).0),
         }
+    }
+
+    /// Gives the peer service its view of the membership; call before
+    /// [`Transport::service`] (later calls are ignored).
+    pub fn set_directory(&self, directory: Arc<dyn Directory>) {
+        let _ = self.directory.set(directory);
+    }
+
+    /// Becomes true when a peer said this member was removed from the cluster.
+    pub fn removed(&self) -> watch::Receiver<bool> {
+        self.removed.subscribe()
     }
 
     /// Starts streaming to `peer` at `urls` (tried in turn).
@@ -221,6 +261,7 @@ impl Transport {
             rx,
             inbox: self.inbox.clone(),
             activity: self.activity.clone(),
+            removed: self.removed.clone(),
         };
         let task = self.runtime.spawn(sender.run());
         if let Some(old) = self.peers.write().insert(peer, PeerQueue { tx, task }) {
@@ -271,6 +312,7 @@ impl Transport {
             ack_interval: self.cfg.ack_interval,
             tasks: self.accepted.clone(),
             refusals: Arc::new(LogLimiter::new(Duration::from_secs(30))),
+            directory: self.directory.get().cloned(),
         };
         revkv_proto::revkvpb::peer_server::PeerServer::new(svc)
             .max_decoding_message_size(self.cfg.max_message_bytes)
@@ -290,6 +332,38 @@ impl Transport {
             t.abort();
         }
     }
+}
+
+/// Asks the members at `urls` (in turn, until one answers) for the cluster ID and
+/// current membership.
+pub async fn fetch_membership(
+    urls: &[String],
+    timeout: Duration,
+) -> Result<revkvpb::Membership, Error> {
+    let mut last = Error::BadUrl(String::new());
+    for url in urls {
+        match fetch_one(url, timeout).await {
+            Ok(m) => return Ok(m),
+            Err(e) => {
+                tracing::warn!(url, error = %e, "cannot fetch the membership from peer");
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn fetch_one(url: &str, timeout: Duration) -> Result<revkvpb::Membership, Error> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|_| Error::BadUrl(url.to_string()))?
+        .connect_timeout(timeout)
+        .timeout(timeout);
+    let channel = tokio::time::timeout(timeout, endpoint.connect())
+        .await
+        .map_err(|_| Error::Timeout(timeout))??;
+    let mut client = revkvpb::peer_client::PeerClient::new(channel);
+    let resp = client.members(revkvpb::MembersRequest {}).await?;
+    Ok(resp.into_inner())
 }
 
 impl Drop for Transport {

@@ -7,13 +7,16 @@ use protobuf::Message as _;
 use raft::prelude::Message;
 use revkv_proto::revkvpb::peer_client::PeerClient;
 use revkv_proto::revkvpb::{RaftMessage, SendResponse};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 use tonic::Streaming;
 
-use super::{Error, Identity, PeerActivity, TransportConfig, CLUSTER_ID_KEY, MEMBER_ID_KEY};
+use super::{
+    Error, Identity, PeerActivity, TransportConfig, CLUSTER_ID_KEY, MEMBER_ID_KEY, REMOVED_KEY,
+    REMOVED_SUFFIX,
+};
 use crate::raft::PeerInbox;
 
 /// Raft messages buffered inside one open gRPC stream; the per-peer queue in front
@@ -28,6 +31,8 @@ pub(super) struct PeerSender {
     pub rx: mpsc::Receiver<Message>,
     pub inbox: PeerInbox,
     pub activity: Arc<PeerActivity>,
+    /// Set when the peer says we were removed from the cluster.
+    pub removed: Arc<watch::Sender<bool>>,
 }
 
 /// An open, verified stream to the peer.
@@ -60,12 +65,17 @@ impl PeerSender {
                     backoff = self.cfg.backoff_min;
                     match self.pump(stream).await {
                         Ended::Removed => return,
+                        Ended::Broken(Error::Removed) => self.we_were_removed(),
                         Ended::Broken(e) => {
                             tracing::warn!(peer, url, error = %e, "peer stream broke; reconnecting");
                             self.inbox.unreachable(self.peer);
                         }
                     }
                     backoff
+                }
+                Err(Error::Removed) => {
+                    self.we_were_removed();
+                    self.cfg.refused_backoff
                 }
                 Err(e) => {
                     let msg = e.to_string();
@@ -96,6 +106,15 @@ impl PeerSender {
             if !self.discard_until(Instant::now() + wait).await {
                 return;
             }
+        }
+    }
+
+    fn we_were_removed(&self) {
+        if !self.removed.send_replace(true) {
+            tracing::error!(
+                peer = format!("{:x}", self.peer),
+                "peer says this member has been permanently removed from the cluster"
+            );
         }
     }
 
@@ -167,6 +186,11 @@ impl PeerSender {
                 .and_then(|v| u64::from_str_radix(v, 16).ok())
         };
         if status.code() == tonic::Code::FailedPrecondition {
+            if status.metadata().get(REMOVED_KEY).is_some()
+                || status.message().ends_with(REMOVED_SUFFIX)
+            {
+                return Error::Removed;
+            }
             if let (Some(cluster), Some(member)) = (id(CLUSTER_ID_KEY), id(MEMBER_ID_KEY)) {
                 if let Err(e) = self.check_ids(cluster, member) {
                     return e;
@@ -209,7 +233,7 @@ impl PeerSender {
                         self.activity.saw(self.peer);
                     }
                     Ok(None) => return Ended::Broken(Error::Closed),
-                    Err(status) => return Ended::Broken(status.into()),
+                    Err(status) => return Ended::Broken(self.refusal(status)),
                 },
             }
         }

@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 use protobuf::Message as _;
 use raft::prelude::Message;
 use revkv_proto::revkvpb::peer_server::Peer;
-use revkv_proto::revkvpb::{RaftMessage, SendResponse};
+use revkv_proto::revkvpb::{MembersRequest, Membership, RaftMessage, SendResponse};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -15,7 +15,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Identity, LogLimiter, PeerActivity, CLUSTER_ID_KEY, MEMBER_ID_KEY};
+use super::{
+    Directory, Identity, LogLimiter, PeerActivity, CLUSTER_ID_KEY, MEMBER_ID_KEY, REMOVED_KEY,
+    REMOVED_SUFFIX,
+};
 use crate::raft::PeerInbox;
 
 /// How long a dialer may take to send its hello.
@@ -30,12 +33,41 @@ pub struct PeerService {
     /// A refused member redials every few seconds; say so once in a while, not each
     /// time.
     pub(super) refusals: Arc<LogLimiter>,
+    pub(super) directory: Option<Arc<dyn Directory>>,
+}
+
+/// The refusal a removed member gets, marked so that it knows it was removed.
+fn removed_refusal(member: u64) -> Status {
+    let mut meta = tonic::metadata::MetadataMap::new();
+    if let Ok(v) = format!("{member:x}").parse() {
+        meta.insert(REMOVED_KEY, v);
+    }
+    Status::with_metadata(
+        tonic::Code::FailedPrecondition,
+        format!("member {member:x} {REMOVED_SUFFIX}"),
+        meta,
+    )
 }
 
 impl PeerService {
     /// The accepting side's identity check; the error names both IDs and is logged
     /// here as well as returned to the dialer.
     fn check(&self, m: &RaftMessage, addr: &str) -> Result<(), Status> {
+        if m.cluster_id == self.me.cluster_id
+            && self
+                .directory
+                .as_ref()
+                .is_some_and(|d| d.is_removed(m.from))
+        {
+            if self.refusals.allow(m.from) {
+                tracing::warn!(
+                    peer = format!("{:x}", m.from),
+                    remote_addr = addr,
+                    "refused a stream from a removed member"
+                );
+            }
+            return Err(removed_refusal(m.from));
+        }
         let msg = if m.cluster_id != self.me.cluster_id {
             format!(
                 "peer cluster ID {:x} does not match local cluster ID {:x}",
@@ -103,6 +135,7 @@ impl Peer for PeerService {
         // Room for two: this cannot fail.
         let _ = tx.try_send(Ok(self.reply(0)));
         let receiver = Receiver {
+            directory: self.directory.clone(),
             me: self.me,
             from,
             inbox: self.inbox.clone(),
@@ -118,10 +151,21 @@ impl Peer for PeerService {
         }
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    async fn members(
+        &self,
+        _request: Request<MembersRequest>,
+    ) -> Result<Response<Membership>, Status> {
+        match &self.directory {
+            Some(d) => Ok(Response::new(d.membership())),
+            None => Err(Status::unavailable("membership not loaded yet")),
+        }
+    }
 }
 
 /// Reads one accepted stream into the raft task.
 struct Receiver {
+    directory: Option<Arc<dyn Directory>>,
     me: Identity,
     from: u64,
     inbox: PeerInbox,
@@ -153,6 +197,15 @@ impl Receiver {
                 );
                 tracing::error!(peer, "closing a peer stream: {msg}");
                 let _ = self.acks.send(Err(Status::failed_precondition(msg))).await;
+                break;
+            }
+            if self
+                .directory
+                .as_ref()
+                .is_some_and(|d| d.is_removed(self.from))
+            {
+                // Removed while the stream was open: tell it so and stop listening.
+                let _ = self.acks.send(Err(removed_refusal(self.from))).await;
                 break;
             }
             if m.message.is_empty() {

@@ -230,3 +230,54 @@ async fn a_full_queue_reports_the_peer_unreachable() {
     assert!(wait_for(&a_box, |c| matches!(c, Command::Unreachable(2))).await);
     assert!(a.add_peer(3, vec!["ftp://x".into()]).is_err());
 }
+
+/// A membership in which member 1 was removed.
+struct Removed1(revkv_proto::revkvpb::Membership);
+
+impl Directory for Removed1 {
+    fn membership(&self) -> revkv_proto::revkvpb::Membership {
+        self.0.clone()
+    }
+    fn is_removed(&self, member: u64) -> bool {
+        member == 1
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_is_told_so_and_a_joiner_can_fetch_the_membership() {
+    let (a_box, b_box) = (Mailbox::with_capacity(1024), Mailbox::with_capacity(1024));
+    let ident = |member_id| Identity {
+        cluster_id: 7,
+        member_id,
+    };
+    let a = Transport::new(ident(1), cfg(), a_box.peer_inbox(), Handle::current());
+    let b = Transport::new(ident(2), cfg(), b_box.peer_inbox(), Handle::current());
+    let membership = revkv_proto::revkvpb::Membership {
+        cluster_id: 7,
+        members: Vec::new(),
+        removed: vec![1],
+    };
+    b.set_directory(Arc::new(Removed1(membership.clone())));
+    let b_url = serve(b.service()).await;
+
+    let fetched = fetch_membership(
+        &["http://127.0.0.1:1".to_string(), b_url.clone()],
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("fetched from the second URL");
+    assert_eq!(fetched, membership);
+
+    let mut removed = a.removed();
+    a.add_peer(2, vec![b_url]).expect("add");
+    a.send(vec![heartbeat(1, 2, 1)]);
+    tokio::time::timeout(Duration::from_secs(5), removed.wait_for(|r| *r))
+        .await
+        .expect("told in time")
+        .expect("still open");
+    assert_eq!(
+        steps(&b_box),
+        0,
+        "nothing from a removed member reaches raft"
+    );
+}

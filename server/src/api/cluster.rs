@@ -1,0 +1,255 @@
+//! The Cluster service (etcd's `v3rpc/member.go`): list, add, remove, update and
+//! promote members.
+//!
+//! Adds, promotions and removals are raft conf changes; peer URL updates are normal
+//! entries (the raft crate has no UpdateNode). All are checked twice, as in etcd:
+//! here against local liveness (`--strict-reconfig-check`), and at apply against the
+//! membership, identically on every member.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use revkv_proto::etcdserverpb::cluster_client::ClusterClient;
+use revkv_proto::etcdserverpb::cluster_server::Cluster;
+use revkv_proto::etcdserverpb::{
+    MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
+    MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
+    MemberUpdateRequest, MemberUpdateResponse,
+};
+use revkv_proto::revkvpb::internal_raft_request::Request as Internal;
+use tonic::{Request, Response, Status};
+
+use super::{instrumented, propose};
+use crate::apply::{member::to_etcd, Applied};
+use crate::cluster::{self, membership::new_member_id, reconfig, Change, Member};
+use crate::server::Server;
+use crate::Error;
+
+const SERVICE: &str = "etcdserverpb.Cluster";
+
+/// etcd's `HealthInterval`: how long a peer must have been continuously active to
+/// count as connected for a reconfiguration.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+pub struct ClusterService {
+    server: Arc<Server>,
+}
+
+/// Peer liveness from the transport's activity table.
+struct Live<'a>(&'a Server);
+
+impl reconfig::Liveness for Live<'_> {
+    fn is_active(&self, member: u64) -> bool {
+        self.0.transport.activity().is_active(member)
+    }
+
+    fn is_connected(&self, member: u64) -> bool {
+        self.0
+            .transport
+            .activity()
+            .active_since(member)
+            .is_some_and(|t| t.elapsed() >= HEALTH_INTERVAL)
+    }
+}
+
+impl ClusterService {
+    pub fn new(server: Arc<Server>) -> Self {
+        ClusterService { server }
+    }
+
+    fn strict(&self) -> bool {
+        self.server.cfg.strict_reconfig_check
+    }
+
+    /// Proposes a conf change and takes the response of the expected type.
+    async fn configure<T: Applied>(&self, change: &Change) -> Result<T, Error> {
+        let mut resp = T::from_response(self.server.propose_conf_change(change).await?)
+            .map_err(|other| Error::Unsupported(format!("mismatched apply response {other:?}")))?;
+        self.server.fill_header(resp.header_mut());
+        Ok(resp)
+    }
+
+    async fn list(&self, req: MemberListRequest) -> Result<MemberListResponse, Error> {
+        self.server.refuse_on_learner()?;
+        if req.linearizable {
+            self.server.linearizable_read().await?;
+        }
+        let members = self.server.membership().members().map(to_etcd).collect();
+        Ok(MemberListResponse {
+            header: Some(self.server.header(0)),
+            members,
+        })
+    }
+
+    async fn add(&self, req: MemberAddRequest) -> Result<MemberAddResponse, Error> {
+        self.server.refuse_on_learner()?;
+        check_urls(&req.peer_ur_ls)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let member = Member {
+            id: new_member_id(&req.peer_ur_ls, now),
+            name: String::new(),
+            peer_urls: req.peer_ur_ls,
+            client_urls: Vec::new(),
+            is_learner: req.is_learner,
+        };
+        if self.strict() {
+            let ms = self.server.membership();
+            reconfig::may_add_member(
+                &ms,
+                self.server.member_id,
+                member.is_learner,
+                &Live(&self.server),
+            )?;
+        }
+        self.configure(&Change::Add(member)).await
+    }
+
+    async fn remove(&self, req: MemberRemoveRequest) -> Result<MemberRemoveResponse, Error> {
+        self.server.refuse_on_learner()?;
+        if self.strict() {
+            let ms = self.server.membership();
+            reconfig::may_remove_member(&ms, self.server.member_id, req.id, &Live(&self.server))?;
+        }
+        self.configure(&Change::Remove(req.id)).await
+    }
+
+    async fn update(&self, req: MemberUpdateRequest) -> Result<MemberUpdateResponse, Error> {
+        self.server.refuse_on_learner()?;
+        check_urls(&req.peer_ur_ls)?;
+        propose(&self.server, Internal::MemberUpdate(req)).await
+    }
+
+    async fn promote(&self, req: MemberPromoteRequest) -> Result<MemberPromoteResponse, Error> {
+        self.server.refuse_on_learner()?;
+        // Only the leader knows how far the learner has caught up; like etcd, a
+        // follower hands the request to the leader.
+        if self.server.raft.status().leader() != self.server.member_id {
+            return self.forward_promote(req).await;
+        }
+        // An ID raft does not track is no learner: apply refuses it with etcd's reason.
+        if let Some((leader_match, learner_match)) = self.server.raft.progress(req.id).await? {
+            reconfig::learner_ready(leader_match, learner_match)?;
+        }
+        if self.strict() {
+            reconfig::may_promote_member(&self.server.membership())?;
+        }
+        self.configure(&Change::Promote(req.id)).await
+    }
+
+    /// Sends a promotion to the leader's client URL and relays its answer.
+    async fn forward_promote(
+        &self,
+        req: MemberPromoteRequest,
+    ) -> Result<MemberPromoteResponse, Error> {
+        let leader = self.server.raft.status().leader();
+        if leader == 0 {
+            return Err(crate::raft::Error::NoLeader.into());
+        }
+        // A member that does not lead, or no longer does, says so.
+        if leader == self.server.member_id {
+            return Err(cluster::Error::NotLeader.into());
+        }
+        let urls = self
+            .server
+            .membership()
+            .get(leader)
+            .map(|m| m.client_urls.clone())
+            .unwrap_or_default();
+        let timeout = self.server.cfg.request_timeout();
+        let mut last = Status::unavailable("etcdserver: no leader");
+        for url in urls {
+            let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url.clone()) else {
+                continue;
+            };
+            let channel = match endpoint.timeout(timeout).connect().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(url, error = %e, "cannot reach the leader to promote");
+                    continue;
+                }
+            };
+            match ClusterClient::new(channel)
+                .member_promote(req.clone())
+                .await
+            {
+                Ok(resp) => return Ok(resp.into_inner()),
+                Err(status) if status.code() == tonic::Code::Unavailable => last = status,
+                Err(status) => return Err(cluster::Error::Forwarded(status).into()),
+            }
+        }
+        Err(cluster::Error::Forwarded(last).into())
+    }
+}
+
+/// etcd refuses member URLs it cannot parse ("given member URLs are invalid").
+fn check_urls(urls: &[String]) -> Result<(), Error> {
+    if urls.is_empty() || !urls.iter().all(|u| crate::config::is_http_url(u)) {
+        return Err(cluster::Error::BadUrls.into());
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn member_add(
+        &self,
+        r: Request<MemberAddRequest>,
+    ) -> Result<Response<MemberAddResponse>, Status> {
+        instrumented(&self.server, SERVICE, "MemberAdd", self.add(r.into_inner())).await
+    }
+
+    async fn member_remove(
+        &self,
+        r: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
+        instrumented(
+            &self.server,
+            SERVICE,
+            "MemberRemove",
+            self.remove(r.into_inner()),
+        )
+        .await
+    }
+
+    async fn member_update(
+        &self,
+        r: Request<MemberUpdateRequest>,
+    ) -> Result<Response<MemberUpdateResponse>, Status> {
+        instrumented(
+            &self.server,
+            SERVICE,
+            "MemberUpdate",
+            self.update(r.into_inner()),
+        )
+        .await
+    }
+
+    async fn member_list(
+        &self,
+        r: Request<MemberListRequest>,
+    ) -> Result<Response<MemberListResponse>, Status> {
+        instrumented(
+            &self.server,
+            SERVICE,
+            "MemberList",
+            self.list(r.into_inner()),
+        )
+        .await
+    }
+
+    async fn member_promote(
+        &self,
+        r: Request<MemberPromoteRequest>,
+    ) -> Result<Response<MemberPromoteResponse>, Status> {
+        instrumented(
+            &self.server,
+            SERVICE,
+            "MemberPromote",
+            self.promote(r.into_inner()),
+        )
+        .await
+    }
+}
