@@ -20,6 +20,7 @@ use crate::lease::{self, Lessor, LessorConfig};
 use crate::metrics::Metrics;
 use crate::mvcc::compact::{Compactor, CompactorConfig};
 use crate::mvcc::KvStore;
+use crate::raft::snapshot::{self as raft_snapshot, Snapshots};
 use crate::raft::{self, LogStore, Mailbox, NodeSinks, RaftConfig, RaftHandle};
 use crate::storage::{self, meta, Storage, StorageConfig};
 use crate::transport::{self, Identity, Transport, TransportConfig};
@@ -67,6 +68,8 @@ pub enum StartError {
     Lease(#[from] lease::Error),
     #[error("peer transport: {0}")]
     Transport(#[from] transport::Error),
+    #[error("raft snapshots: {0}")]
+    Snapshot(#[from] raft_snapshot::Error),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -83,6 +86,9 @@ impl Server {
     /// `runtime`).
     pub fn start(cfg: Config, runtime: tokio::runtime::Handle) -> Result<Arc<Server>, StartError> {
         let storage = Storage::open(&cfg.data_dir(), &StorageConfig::default())?;
+        // Before anything reads the state: a snapshot install a crash interrupted is
+        // completed first (see `storage::checkpoint`).
+        storage::checkpoint::recover(&storage)?;
         let boot = cluster::bootstrap(&storage, &cfg)?;
         let (member_id, cluster_id) = (boot.member_id, boot.cluster_id);
 
@@ -109,11 +115,13 @@ impl Server {
         let applied_index = storage.get_meta_u64(meta::APPLIED_INDEX)?.unwrap_or(0);
         // On a fresh start every initial member is a voter; afterwards the persisted
         // configuration wins.
-        let log = LogStore::open(storage, &boot.voters())?;
+        let snapshots = Snapshots::open(&cfg.data_dir(), cluster_id, storage.clone())?;
+        let log = LogStore::open(storage, &boot.voters())?.with_snapshots(snapshots.clone());
 
         let wait: Arc<Wait<Outcome>> = Arc::default();
         let metrics = Arc::new(Metrics::default());
         let (committed_tx, committed_rx) = crossbeam_channel::unbounded();
+        let (install_tx, install_rx) = crossbeam_channel::unbounded();
         let drop_wait = wait.clone();
         let drop_metrics = metrics.clone();
         let fsync_metrics = metrics.clone();
@@ -139,7 +147,8 @@ impl Server {
             ),
             mailbox.peer_inbox(),
             runtime,
-        ));
+        )
+        .with_snapshots(snapshots));
         for m in boot.peers() {
             transport.add_peer(m.id, m.peer_urls.clone())?;
         }
@@ -158,6 +167,7 @@ impl Server {
                 }),
                 on_fsync: Box::new(move |elapsed| fsync_metrics.observe_wal_fsync(elapsed)),
                 transport: Box::new(move |msgs| send_transport.send(msgs)),
+                install: install_tx,
             },
             mailbox,
         )?;
@@ -180,6 +190,7 @@ impl Server {
                 applied_tx.send_replace(i);
             }),
             applied: applied_index,
+            installs: install_rx,
         };
         let fatal_apply = fatal.clone();
         let apply_thread = std::thread::Builder::new()

@@ -9,6 +9,7 @@
 pub mod kv;
 pub mod lease;
 pub mod range;
+mod restore;
 pub mod txn;
 
 use std::sync::Arc;
@@ -101,6 +102,8 @@ pub struct Applier {
     /// Told the applied index (raft log compaction, ReadIndex waits).
     pub on_applied: Box<dyn Fn(u64) + Send>,
     pub applied: u64,
+    /// Snapshot installs the raft task asks for (see `restore.rs`).
+    pub installs: Receiver<crate::raft::snapshot::InstallJob>,
 }
 
 /// Most entries folded into one write batch.
@@ -110,7 +113,24 @@ impl Applier {
     /// Applies batches until the raft task hangs up; an error here is a storage failure
     /// that leaves the member unable to continue.
     pub fn run(mut self, rx: Receiver<Vec<Entry>>) -> Result<(), mvcc::Error> {
-        while let Ok(mut entries) = rx.recv() {
+        let installs = self.installs.clone();
+        loop {
+            // An install may overtake entries queued before it: those are at or below
+            // the snapshot's index, which the install marks applied, so they are
+            // skipped; entries above it are only sent after the install finished.
+            let mut entries = crossbeam_channel::select! {
+                recv(rx) -> e => match e {
+                    Ok(e) => e,
+                    Err(_) => return Ok(()),
+                },
+                recv(installs) -> job => match job {
+                    Ok(job) => {
+                        self.install(job)?;
+                        continue;
+                    }
+                    Err(_) => return Ok(()),
+                },
+            };
             while entries.len() < MAX_BATCH_ENTRIES {
                 match rx.try_recv() {
                     Ok(more) => entries.extend(more),
@@ -119,7 +139,6 @@ impl Applier {
             }
             self.apply_entries(&entries)?;
         }
-        Ok(())
     }
 
     fn apply_entries(&mut self, entries: &[Entry]) -> Result<(), mvcc::Error> {

@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 use protobuf::Message as _;
 use raft::prelude::Message;
 use revkv_proto::revkvpb::peer_server::Peer;
-use revkv_proto::revkvpb::{RaftMessage, SendResponse};
+use revkv_proto::revkvpb::{RaftMessage, SendResponse, SnapshotChunk, SnapshotResponse};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -16,10 +16,11 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{Identity, LogLimiter, PeerActivity, CLUSTER_ID_KEY, MEMBER_ID_KEY};
+use crate::raft::snapshot::Snapshots;
 use crate::raft::PeerInbox;
 
 /// How long a dialer may take to send its hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PeerService {
     pub(super) me: Identity,
@@ -30,12 +31,14 @@ pub struct PeerService {
     /// A refused member redials every few seconds; say so once in a while, not each
     /// time.
     pub(super) refusals: Arc<LogLimiter>,
+    /// Where received snapshots are staged; `None` refuses them.
+    pub(super) snapshots: Option<Arc<Snapshots>>,
 }
 
 impl PeerService {
     /// The accepting side's identity check; the error names both IDs and is logged
     /// here as well as returned to the dialer.
-    fn check(&self, m: &RaftMessage, addr: &str) -> Result<(), Status> {
+    pub(super) fn check(&self, m: &RaftMessage, addr: &str) -> Result<(), Status> {
         let msg = if m.cluster_id != self.me.cluster_id {
             format!(
                 "peer cluster ID {:x} does not match local cluster ID {:x}",
@@ -83,6 +86,16 @@ impl PeerService {
 
 #[tonic::async_trait]
 impl Peer for PeerService {
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<SnapshotResponse>, Status> {
+        let Some(snapshots) = &self.snapshots else {
+            return Err(Status::unimplemented("this member does not accept snapshots"));
+        };
+        super::snapshot::receive(self, snapshots, request).await
+    }
+
     async fn send(
         &self,
         request: Request<Streaming<RaftMessage>>,
