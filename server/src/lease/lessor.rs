@@ -226,8 +226,8 @@ fn load(storage: &Storage) -> Result<LeaseQueue, Error> {
         }
         let id = keys::decode_lease_record_key(k)
             .ok_or_else(|| Error::Corrupt(format!("lease record key {k:x?}")))?;
-        let ttl = decode_ttl(v)
-            .ok_or_else(|| Error::Corrupt(format!("lease {id:x} record {v:x?}")))?;
+        let ttl =
+            decode_ttl(v).ok_or_else(|| Error::Corrupt(format!("lease {id:x} record {v:x?}")))?;
         queue.insert(id, ttl, now);
         it.next();
     }

@@ -110,7 +110,10 @@ impl LogStore {
     /// starts after the snapshot (`truncated` = its index and term), the commit index
     /// is the snapshot's, the term never goes back, the vote is kept, and the conf
     /// state is the snapshot's.
-    pub fn snapshot_records(&self, meta: &SnapshotMetadata) -> raft::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn snapshot_records(
+        &self,
+        meta: &SnapshotMetadata,
+    ) -> raft::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut hs = self.hard_state.clone();
         hs.term = hs.term.max(meta.term);
         hs.commit = meta.index;

@@ -63,7 +63,10 @@ pub enum Command {
     /// The transport could not deliver a message to this peer.
     Unreachable(u64),
     /// The transport finished sending a snapshot to this peer (`ok`) or gave up.
-    ReportSnapshot { to: u64, ok: bool },
+    ReportSnapshot {
+        to: u64,
+        ok: bool,
+    },
     Shutdown,
 }
 
@@ -551,7 +554,11 @@ impl Node {
         let plan = snapshots
             .plan(snap, records)
             .map_err(|e| Error::SnapshotInstall(e.to_string()))?;
-        tracing::info!(index = meta.index, term = meta.term, "installing a raft snapshot");
+        tracing::info!(
+            index = meta.index,
+            term = meta.term,
+            "installing a raft snapshot"
+        );
         let (reply, done) = crossbeam_channel::bounded(1);
         self.sinks
             .install

@@ -84,7 +84,8 @@ pub fn encode_descriptor(d: &SnapshotDescriptor) -> Vec<u8> {
 
 /// The descriptor in a raft snapshot's `data`.
 pub fn descriptor(snap: &Snapshot) -> Result<SnapshotDescriptor, Error> {
-    let d = SnapshotDescriptor::decode(&snap.data[..]).map_err(|e| Error::Descriptor(e.to_string()))?;
+    let d =
+        SnapshotDescriptor::decode(&snap.data[..]).map_err(|e| Error::Descriptor(e.to_string()))?;
     if d.index != snap.get_metadata().index || d.term != snap.get_metadata().term {
         return Err(Error::Descriptor(format!(
             "descriptor names {}/{}, raft metadata {}/{}",
@@ -127,7 +128,11 @@ impl Snapshots {
     /// Opens `<data_dir>/snap`, removing everything earlier runs left there: open it
     /// after `checkpoint::recover`, which is the only user of a leftover (the
     /// checkpoint of an interrupted install).
-    pub fn open(data_dir: &Path, cluster_id: u64, storage: Storage) -> Result<Arc<Snapshots>, Error> {
+    pub fn open(
+        data_dir: &Path,
+        cluster_id: u64,
+        storage: Storage,
+    ) -> Result<Arc<Snapshots>, Error> {
         let dir = data_dir.join("snap");
         checkpoint::create_private_dir(&dir)?;
         let snaps = Snapshots {
@@ -168,7 +173,8 @@ impl Snapshots {
 
     fn tmp_dir(&self, what: &str) -> PathBuf {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
-        self.dir.join(format!("tmp-{what}-{}-{n}", std::process::id()))
+        self.dir
+            .join(format!("tmp-{what}-{}-{n}", std::process::id()))
     }
 
     /// Removes entries of the snap dir whose name `doomed` accepts; failures are logged
@@ -247,7 +253,11 @@ impl Snapshots {
                 p.building = false;
                 match made {
                     Ok(ready) => {
-                        tracing::info!(index = ready.index, bytes = ready.digest.total_bytes, "made a checkpoint for raft snapshots");
+                        tracing::info!(
+                            index = ready.index,
+                            bytes = ready.digest.total_bytes,
+                            "made a checkpoint for raft snapshots"
+                        );
                         let old = p.ready.replace(ready.clone());
                         drop(p);
                         if let Some(old) = old.filter(|o| o.index != ready.index) {
@@ -281,7 +291,11 @@ impl Snapshots {
 
     /// Checks a MsgSnapshot's descriptor before its files are accepted: our cluster,
     /// and (when known) newer than what we applied.
-    pub fn check_descriptor(&self, d: &SnapshotDescriptor, applied: Option<u64>) -> Result<(), Error> {
+    pub fn check_descriptor(
+        &self,
+        d: &SnapshotDescriptor,
+        applied: Option<u64>,
+    ) -> Result<(), Error> {
         if d.cluster_id != self.cluster_id {
             return Err(Error::ClusterMismatch {
                 remote: d.cluster_id,
@@ -327,7 +341,11 @@ impl Snapshots {
     }
 
     /// The install plan for a snapshot raft handed to us in a Ready.
-    pub fn plan(&self, snap: &Snapshot, raft_records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<InstallPlan, Error> {
+    pub fn plan(
+        &self,
+        snap: &Snapshot,
+        raft_records: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<InstallPlan, Error> {
         let d = descriptor(snap)?;
         let dir = self.received_dir(d.index);
         if !dir.is_dir() {
@@ -381,7 +399,8 @@ impl Staging {
             if offset != 0 {
                 return Err(Error::Order(format!("{file} starts at offset {offset}")));
             }
-            if file.is_empty() || file.starts_with('.') || file.contains('/') || file.contains('\0') {
+            if file.is_empty() || file.starts_with('.') || file.contains('/') || file.contains('\0')
+            {
                 return Err(Error::BadName(file.to_string()));
             }
             if self.last_name.as_deref().is_some_and(|last| last >= file) {
@@ -404,14 +423,18 @@ impl Staging {
             return Err(Error::Order("no file open".into()));
         };
         if offset != *written {
-            return Err(Error::Order(format!("{name}: chunk at {offset}, expected {written}")));
+            return Err(Error::Order(format!(
+                "{name}: chunk at {offset}, expected {written}"
+            )));
         }
         let path = self.dir.join(&*name);
         f.write_all(data).map_err(io(&path))?;
         *written += data.len() as u64;
         self.sum.update(data);
         if self.sum_total() > self.expected.total_bytes {
-            return Err(Error::Order("more bytes than the descriptor announced".into()));
+            return Err(Error::Order(
+                "more bytes than the descriptor announced".into(),
+            ));
         }
         Ok(())
     }

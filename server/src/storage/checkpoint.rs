@@ -45,7 +45,9 @@ use std::path::{Path, PathBuf};
 use rocksdb::{checkpoint::Checkpoint, Options, WriteBatch, DB};
 use sha1::{Digest as _, Sha1};
 
-use super::{meta, Error, Result, Storage, ALL_CFS, CF_AUTH, CF_KEY, CF_LEASE, CF_META, CF_RAFT, CF_REV};
+use super::{
+    meta, Error, Result, Storage, ALL_CFS, CF_AUTH, CF_KEY, CF_LEASE, CF_META, CF_RAFT, CF_REV,
+};
 
 /// Raft CF key of a pending install's journal record (see the module docs).
 pub const INSTALL_KEY: &[u8] = b"snapshot_install";
@@ -155,9 +157,10 @@ pub fn list_files(dir: &Path) -> Result<Vec<(String, u64)>> {
                 entry.file_name()
             )));
         }
-        let name = entry.file_name().into_string().map_err(|n| {
-            Error::Corrupt(format!("checkpoint file name {n:?} is not UTF-8"))
-        })?;
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|n| Error::Corrupt(format!("checkpoint file name {n:?} is not UTF-8")))?;
         out.push((name, meta.len()));
     }
     out.sort();
@@ -176,7 +179,10 @@ pub fn digest(dir: &Path) -> Result<CheckpointDigest> {
         while left > 0 {
             let n = f.read(&mut buf).map_err(io_err(&path))?;
             if n == 0 {
-                return Err(Error::Corrupt(format!("{} shrank while summing", path.display())));
+                return Err(Error::Corrupt(format!(
+                    "{} shrank while summing",
+                    path.display()
+                )));
             }
             let n = n.min(left as usize);
             sum.update(&buf[..n]);
@@ -267,7 +273,10 @@ impl InstallPlan {
 /// Journals `plan` (synced). From here on a restart completes the install.
 pub fn begin_install(storage: &Storage, plan: &InstallPlan) -> Result<()> {
     if plan.dir.to_str().is_none() {
-        return Err(Error::Corrupt(format!("snapshot dir {:?} is not UTF-8", plan.dir)));
+        return Err(Error::Corrupt(format!(
+            "snapshot dir {:?} is not UTF-8",
+            plan.dir
+        )));
     }
     let mut wb = WriteBatch::default();
     wb.put_cf(storage.cf(CF_RAFT), INSTALL_KEY, plan.encode());

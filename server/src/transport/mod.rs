@@ -290,7 +290,10 @@ impl Transport {
     fn send_snapshot(&self, msg: Message, urls: Vec<String>) {
         let to = msg.to;
         let Some(snapshots) = self.snapshots.clone() else {
-            tracing::warn!(to = format!("{to:x}"), "cannot send a raft snapshot: no snapshot store");
+            tracing::warn!(
+                to = format!("{to:x}"),
+                "cannot send a raft snapshot: no snapshot store"
+            );
             self.inbox.report_snapshot(to, false);
             return;
         };

@@ -91,7 +91,9 @@ impl Peer for PeerService {
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<SnapshotResponse>, Status> {
         let Some(snapshots) = &self.snapshots else {
-            return Err(Status::unimplemented("this member does not accept snapshots"));
+            return Err(Status::unimplemented(
+                "this member does not accept snapshots",
+            ));
         };
         super::snapshot::receive(self, snapshots, request).await
     }

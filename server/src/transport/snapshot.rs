@@ -225,7 +225,12 @@ pub(super) async fn receive(
         tracing::warn!(peer, index = d.index, "refused a raft snapshot: {e}");
         return Err(status(e));
     }
-    tracing::info!(peer, index = d.index, bytes = d.total_bytes, "receiving a raft snapshot");
+    tracing::info!(
+        peer,
+        index = d.index,
+        bytes = d.total_bytes,
+        "receiving a raft snapshot"
+    );
     let total = d.total_bytes;
     let mut staging = Some(snapshots.stage(d).map_err(status)?);
     loop {
@@ -234,7 +239,9 @@ pub(super) async fn receive(
             Ok(None) => break,
             Err(s) => return Err(s),
         };
-        let st = staging.take().ok_or_else(|| Status::internal("staging lost"))?;
+        let st = staging
+            .take()
+            .ok_or_else(|| Status::internal("staging lost"))?;
         let st = blocking(move || {
             let mut st = st;
             st.write(&chunk.file, chunk.offset, chunk.file_size, &chunk.data)
@@ -254,7 +261,9 @@ pub(super) async fn receive(
     })?;
     tracing::info!(peer, dir = %dir.display(), "received and verified a raft snapshot");
     if !svc.inbox.step(msg) {
-        return Err(Status::unavailable("raft task backlogged; snapshot not taken"));
+        return Err(Status::unavailable(
+            "raft task backlogged; snapshot not taken",
+        ));
     }
     svc.activity.saw(hello.from);
     Ok(Response::new(SnapshotResponse {
@@ -268,8 +277,10 @@ pub(super) async fn receive(
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, snapshot::Error> + Send + 'static,
 ) -> Result<T, snapshot::Error> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| snapshot::Error::Io {
-        path: PathBuf::new(),
-        source: std::io::Error::other(e.to_string()),
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| snapshot::Error::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(e.to_string()),
+        })?
 }

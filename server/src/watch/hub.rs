@@ -216,7 +216,11 @@ impl Hub {
         if moved > 0 {
             self.sync_wake.notify_one();
         }
-        tracing::info!(revision = rev, watchers = moved, "watchers resync after a raft snapshot");
+        tracing::info!(
+            revision = rev,
+            watchers = moved,
+            "watchers resync after a raft snapshot"
+        );
     }
 
     /// Queues `d` (if any) for watcher `id`, advances its `next_rev`, and files it as
