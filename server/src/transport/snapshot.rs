@@ -284,3 +284,6 @@ async fn blocking<T: Send + 'static>(
             source: std::io::Error::other(e.to_string()),
         })?
 }
+
+#[cfg(test)]
+mod tests;
