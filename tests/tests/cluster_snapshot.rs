@@ -145,6 +145,38 @@ fn a_member_behind_the_compacted_log_catches_up_from_a_snapshot() {
         "same revision as the leader"
     );
 
+    // The history came along too: a read at an old revision answers the same.
+    let old_rev = (leader_status.revision / 2).to_string();
+    let at_old = |i: usize| {
+        c.member(i).etcdctl().ok(&[
+            "get",
+            PREFIX,
+            "--prefix",
+            "--keys-only",
+            "--limit=1",
+            "--consistency=s",
+            "-w",
+            "json",
+            "--rev",
+            &old_rev,
+        ])
+    };
+    let count = |out: String| {
+        serde_json::from_str::<serde_json::Value>(out.trim())
+            .ok()
+            .and_then(|v| v.get("count").and_then(serde_json::Value::as_u64))
+    };
+    let old_count = count(at_old(lagging));
+    assert!(
+        old_count.is_some_and(|n| n > 0 && n < WRITES as u64),
+        "{old_count:?}"
+    );
+    assert_eq!(
+        old_count,
+        count(at_old(leader)),
+        "history at revision {old_rev}"
+    );
+
     // It caught up from a snapshot, not from the log (which no longer reaches back).
     let log = c.member(lagging).log();
     let by_snapshot = match target() {
