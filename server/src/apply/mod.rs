@@ -113,7 +113,7 @@ impl Applier {
     /// Applies batches until the raft task hangs up; an error here is a storage failure
     /// that leaves the member unable to continue.
     pub fn run(mut self, rx: Receiver<Vec<Entry>>) -> Result<(), mvcc::Error> {
-        let installs = self.installs.clone();
+        let mut installs = self.installs.clone();
         loop {
             // An install may overtake entries queued before it: those are at or below
             // the snapshot's index, which the install marks applied, so they are
@@ -128,7 +128,11 @@ impl Applier {
                         self.install(job)?;
                         continue;
                     }
-                    Err(_) => return Ok(()),
+                    // Entries may still be queued: keep applying them.
+                    Err(_) => {
+                        installs = crossbeam_channel::never();
+                        continue;
+                    }
                 },
             };
             while entries.len() < MAX_BATCH_ENTRIES {
@@ -243,6 +247,9 @@ pub fn read_only_txn(
     leases: &dyn Leases,
     req: &revkv_proto::etcdserverpb::TxnRequest,
 ) -> Result<TxnResponse, Error> {
+    // Its reads go to the live database, not a pinned snapshot, so a snapshot install
+    // must not run underneath it.
+    let _no_install = store.read_gate();
     let mut batch = ApplyBatch::new(store);
     let mut t = batch.txn();
     txn::txn(&mut t, leases, req)

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{RwLock, RwLockWriteGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use revkv_proto::mvccpb::KeyValue;
 
@@ -73,6 +73,12 @@ impl KvStore {
     /// for the copy only, never across an fsync.
     pub fn restore_gate(&self) -> RwLockWriteGuard<'_, ()> {
         self.restore.write()
+    }
+
+    /// Holds off snapshot installs for a reader of the live database (one that does
+    /// not pin a snapshot with [`KvStore::pin`]). Keep it short: an install waits.
+    pub fn read_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.restore.read()
     }
 
     /// The current revision and a RocksDB snapshot holding everything up to it,
