@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/etcdserverpb/rpc.proto",
     "proto/revkvpb/internal.proto",
     "proto/revkvpb/peer.proto",
+    "proto/revkvpb/forward.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

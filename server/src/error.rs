@@ -19,6 +19,9 @@ pub enum Error {
     Lease(#[from] lease::Error),
     #[error("unsupported request: {0}")]
     Unsupported(String),
+    /// The leader's answer to a request this member forwarded, passed on unchanged.
+    #[error("{}", .0.message())]
+    Forwarded(tonic::Status),
 }
 
 impl From<mvcc::Error> for Error {

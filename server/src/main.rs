@@ -15,6 +15,8 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, not for a log file or a Procfile runner.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Files the server creates (RocksDB's included) are private to its user: 0600.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));

@@ -98,6 +98,7 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .add_service(server.transport.service())
+                .add_service(crate::api::forward::ForwardService::new(server.clone()))
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                     let _ = stop.wait_for(|s| *s).await;
                 }),

@@ -458,3 +458,71 @@ impl TestCluster {
             .join("\n")
     }
 }
+
+/// Serialises cluster tests within one test binary: three-process clusters on a small
+/// machine starve each other's elections of CPU.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The value of `key` read through `ctl` (`None` if absent), linearizable or not.
+///
+/// # Panics
+/// If etcdctl fails.
+#[track_caller]
+pub fn get(ctl: &Etcdctl, key: &str, serializable: bool) -> Option<String> {
+    let mut args = vec!["get", key, "--print-value-only"];
+    if serializable {
+        args.push("--consistency=s");
+    }
+    let out = ctl.ok(&args);
+    let v = out.trim_end_matches('\n');
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+/// Polls until `pred` holds.
+///
+/// # Panics
+/// With `what` after `timeout`.
+#[track_caller]
+pub fn eventually(timeout: Duration, what: &str, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !pred() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// All `prefix` keys and values as the member(s) behind `ctl` see them.
+///
+/// # Panics
+/// If etcdctl fails or prints something other than etcd's JSON.
+pub fn dump(
+    ctl: &Etcdctl,
+    prefix: &str,
+    serializable: bool,
+) -> std::collections::BTreeMap<String, String> {
+    let mut args = vec!["get", prefix, "--prefix", "-w", "json"];
+    if serializable {
+        args.push("--consistency=s");
+    }
+    let v = crate::json(&ctl.ok(&args));
+    v.get("kvs")
+        .and_then(|k| k.as_array())
+        .map(|kvs| {
+            kvs.iter()
+                .map(|kv| {
+                    let s = |f: &str| {
+                        String::from_utf8(crate::unb64(
+                            kv.get(f).and_then(|x| x.as_str()).unwrap_or_default(),
+                        ))
+                        .expect("utf8")
+                    };
+                    (s("key"), s("value"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -16,7 +16,7 @@ pub mod server;
 
 pub use cluster::{ClusterMember, MemberStatus, TestCluster};
 pub use etcdctl::{error_line, CmdOutput, Etcdctl};
-pub use server::{free_port, http_get, TestServer};
+pub use server::{free_port, http_get, revkv_bench_bin, TestServer};
 
 /// Which server implementation the suite runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -50,17 +50,36 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Environment variable overriding the revkv-bench binary location.
+pub const REVKV_BENCH_BIN_ENV: &str = "REVKV_BENCH_BIN";
+
 /// Locates the revkv binary: `$REVKV_BIN`, else `<profile dir>/revkv` next to
 /// the running test executable (`target/debug/deps/x` → `target/debug/revkv`).
 ///
 /// # Panics
 /// If the binary does not exist.
 pub fn revkv_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os(REVKV_BIN_ENV) {
+    workspace_bin("revkv", REVKV_BIN_ENV, "-p revkv-server --bin revkv")
+}
+
+/// Locates the load generator: `$REVKV_BENCH_BIN`, else `<profile dir>/revkv-bench`
+/// next to the running test executable.
+///
+/// # Panics
+/// If the binary does not exist.
+pub fn revkv_bench_bin() -> PathBuf {
+    workspace_bin("revkv-bench", REVKV_BENCH_BIN_ENV, "-p revkv-bench")
+}
+
+/// A binary of this workspace: `$env` if set, else `name` in the profile directory
+/// of the running test executable. Test executables of another package cannot use
+/// `CARGO_BIN_EXE_*`, so they look where cargo puts every binary of the workspace.
+fn workspace_bin(name: &str, env: &str, build: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
         let p = PathBuf::from(p);
         assert!(
             p.is_file(),
-            "{REVKV_BIN_ENV}={} does not exist; build it first: cargo build -p revkv-server --bin revkv",
+            "{env}={} does not exist; build it first: cargo build {build}",
             p.display()
         );
         return p;
@@ -76,15 +95,15 @@ pub fn revkv_bin() -> PathBuf {
         .into_iter()
         .rev()
     {
-        let c = dir.join("revkv");
+        let c = dir.join(name);
         if c.is_file() {
             return c;
         }
         candidates.push(c);
     }
     panic!(
-        "revkv binary not found (looked at {candidates:?}; set {REVKV_BIN_ENV} to override); \
-         build it first: cargo build -p revkv-server --bin revkv"
+        "{name} binary not found (looked at {candidates:?}; set {env} to override); \
+         build it first: cargo build {build}"
     );
 }
 

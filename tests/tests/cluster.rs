@@ -3,70 +3,15 @@
 //! cluster. Runs against revkv or, with `REVKV_TEST_TARGET=etcd`, real etcd with the
 //! same flags (log wording is checked for revkv only).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use revkv_tests::{error_line, json, target, Etcdctl, Target, TestCluster};
+use revkv_tests::cluster::{dump, eventually, get, serial};
+use revkv_tests::{error_line, target, Target, TestCluster};
 
 /// etcd's default election timeout, which these clusters run with.
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Three-process clusters on a small machine: one test at a time keeps elections
-/// from being starved of CPU by another test's cluster.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The value of `key` read through `ctl` (`None` if absent), linearizable or not.
-#[track_caller]
-fn get(ctl: &Etcdctl, key: &str, serializable: bool) -> Option<String> {
-    let mut args = vec!["get", key, "--print-value-only"];
-    if serializable {
-        args.push("--consistency=s");
-    }
-    let out = ctl.ok(&args);
-    let v = out.trim_end_matches('\n');
-    (!v.is_empty()).then(|| v.to_owned())
-}
-
-/// Polls until `pred` holds, or panics with `what` after `timeout`.
-#[track_caller]
-fn eventually(timeout: Duration, what: &str, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// All `prefix` keys and values as one member sees them.
-fn dump(ctl: &Etcdctl, prefix: &str, serializable: bool) -> BTreeMap<String, String> {
-    let mut args = vec!["get", prefix, "--prefix", "-w", "json"];
-    if serializable {
-        args.push("--consistency=s");
-    }
-    let v = json(&ctl.ok(&args));
-    v.get("kvs")
-        .and_then(|k| k.as_array())
-        .map(|kvs| {
-            kvs.iter()
-                .map(|kv| {
-                    let s = |f: &str| {
-                        String::from_utf8(revkv_tests::unb64(
-                            kv.get(f).and_then(|x| x.as_str()).unwrap_or_default(),
-                        ))
-                        .expect("utf8")
-                    };
-                    (s("key"), s("value"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn a_write_through_any_member_is_read_on_every_member() {

@@ -1,9 +1,8 @@
 //! The Lease service (etcd's `v3rpc/lease.go` and the lease half of `v3_server.go`).
 //!
-//! Grant and revoke go through Raft; keep-alive, time-to-live and the lease list are
-//! answered from this member's lessor, which is authoritative on the leader (the only
-//! member with peers absent). A keep-alive on a follower answers "etcdserver: not
-//! leader" until the peer transport can forward it.
+//! Grant and revoke go through Raft. Keep-alive and time-to-live are answered by the
+//! leader's lessor, the only one whose deadlines count: a follower forwards them
+//! ([`super::forward`]), as etcd does. The lease list is this member's applied state.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::forward::LeaderLink;
 use super::{instrumented, propose};
 use crate::apply::Leases;
 use crate::lease::{self, Renewal, MAX_LEASE_TTL};
@@ -34,11 +34,15 @@ const KEEP_ALIVE_BUFFER: usize = 16;
 
 pub struct LeaseService {
     server: Arc<Server>,
+    leader: Arc<LeaderLink>,
 }
 
 impl LeaseService {
     pub fn new(server: Arc<Server>) -> Self {
-        LeaseService { server }
+        LeaseService {
+            server,
+            leader: Arc::default(),
+        }
     }
 
     async fn grant(&self, mut req: LeaseGrantRequest) -> Result<LeaseGrantResponse, Error> {
@@ -70,32 +74,12 @@ impl LeaseService {
         &self,
         req: LeaseTimeToLiveRequest,
     ) -> Result<LeaseTimeToLiveResponse, Error> {
-        // etcd waits for the leader's applied index first, so a lease granted or revoked
-        // just before is reflected.
-        self.server.linearizable_read().await?;
-        let lessor = &self.server.leases;
-        let Some(ttl) = lessor.time_to_live(req.id) else {
-            // etcd reports an unknown lease as TTL -1, not as an error.
-            return Ok(LeaseTimeToLiveResponse {
-                header: Some(self.server.header(0)),
-                id: req.id,
-                ttl: -1,
-                granted_ttl: 0,
-                keys: Vec::new(),
-            });
-        };
-        let keys = if req.keys {
-            lessor.attached_keys(req.id)?
-        } else {
-            Vec::new()
-        };
-        Ok(LeaseTimeToLiveResponse {
-            header: Some(self.server.header(0)),
-            id: req.id,
-            ttl: ttl.remaining,
-            granted_ttl: ttl.granted_ttl,
-            keys,
-        })
+        on_leader(
+            &self.server,
+            || time_to_live_local(&self.server, &req),
+            |leader| self.leader.time_to_live(&self.server, leader, &req),
+        )
+        .await
     }
 
     async fn leases(&self, _req: LeaseLeasesRequest) -> Result<LeaseLeasesResponse, Error> {
@@ -113,9 +97,116 @@ impl LeaseService {
     }
 }
 
-/// Answers one keep-alive. The header is taken before renewing (as etcd does), so a
-/// client never sees a successful keep-alive at a revision after the lease's revoke.
-fn keep_alive_one(
+/// Answers one time-to-live query from this member's lessor, which must be the
+/// leader's.
+pub(super) async fn time_to_live_local(
+    server: &Server,
+    req: &LeaseTimeToLiveRequest,
+) -> Result<LeaseTimeToLiveResponse, Error> {
+    // etcd waits for the leader's applied index first, so a lease granted or revoked
+    // just before is reflected.
+    server.linearizable_read().await?;
+    let lessor = &server.leases;
+    let Some(ttl) = lessor.time_to_live(req.id) else {
+        // etcd reports an unknown lease as TTL -1, not as an error.
+        return Ok(LeaseTimeToLiveResponse {
+            header: Some(server.header(0)),
+            id: req.id,
+            ttl: -1,
+            granted_ttl: 0,
+            keys: Vec::new(),
+        });
+    };
+    let keys = if req.keys {
+        lessor.attached_keys(req.id)?
+    } else {
+        Vec::new()
+    };
+    Ok(LeaseTimeToLiveResponse {
+        header: Some(server.header(0)),
+        id: req.id,
+        ttl: ttl.remaining,
+        granted_ttl: ttl.granted_ttl,
+        keys,
+    })
+}
+
+/// Answers one keep-alive, on the leader or by forwarding it there.
+async fn keep_alive_one(
+    server: &Server,
+    link: &LeaderLink,
+    req: &LeaseKeepAliveRequest,
+) -> Result<LeaseKeepAliveResponse, Error> {
+    on_leader(
+        server,
+        || async { keep_alive_local(server, req) },
+        |leader| link.keep_alive(server, leader, req),
+    )
+    .await
+}
+
+/// Runs `local` if this member leads, else `remote` against the leader; while there is
+/// no leader or it changes under the request, tries again with the new one until the
+/// request timeout, as etcd's forwarding does, so a leader change does not end a
+/// client's keep-alive stream. A forwarded answer carries this member's header.
+async fn on_leader<T, L, LF, R, RF>(server: &Server, local: L, remote: R) -> Result<T, Error>
+where
+    T: HasHeader,
+    L: Fn() -> LF,
+    LF: std::future::Future<Output = Result<T, Error>>,
+    R: Fn(u64) -> RF,
+    RF: std::future::Future<Output = Result<T, Error>>,
+{
+    let deadline = tokio::time::Instant::now() + server.cfg.request_timeout();
+    let retry = std::time::Duration::from_millis(server.cfg.heartbeat_interval.max(10));
+    loop {
+        let header = server.header(0);
+        let outcome = match server.raft.status().leader() {
+            0 => Err(crate::raft::Error::NoLeader.into()),
+            l if l == server.member_id => return local().await,
+            l => remote(l).await.map(|mut r| {
+                r.set_header(header);
+                r
+            }),
+        };
+        match outcome {
+            Err(e) if leader_unsettled(&e) && tokio::time::Instant::now() + retry < deadline => {
+                tokio::time::sleep(retry).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Failures that a retry against the next leader may cure.
+fn leader_unsettled(e: &Error) -> bool {
+    match e {
+        Error::Raft(crate::raft::Error::NoLeader | crate::raft::Error::LeaderChanged) => true,
+        Error::Forwarded(s) => s.message() == "etcdserver: not leader",
+        _ => false,
+    }
+}
+
+/// Lease responses whose header a forwarding member replaces with its own (etcd fills
+/// the header where the client's request arrived).
+trait HasHeader {
+    fn set_header(&mut self, h: revkv_proto::etcdserverpb::ResponseHeader);
+}
+
+impl HasHeader for LeaseKeepAliveResponse {
+    fn set_header(&mut self, h: revkv_proto::etcdserverpb::ResponseHeader) {
+        self.header = Some(h);
+    }
+}
+
+impl HasHeader for LeaseTimeToLiveResponse {
+    fn set_header(&mut self, h: revkv_proto::etcdserverpb::ResponseHeader) {
+        self.header = Some(h);
+    }
+}
+
+/// Renews a lease in this member's lessor, which must be the leader's.
+pub(super) fn keep_alive_local(
     server: &Server,
     req: &LeaseKeepAliveRequest,
 ) -> Result<LeaseKeepAliveResponse, Error> {
@@ -140,6 +231,7 @@ fn keep_alive_one(
 /// client stops reading (then the bounded channel stops us reading requests too).
 async fn keep_alive_stream(
     server: Arc<Server>,
+    link: Arc<LeaderLink>,
     mut requests: Streaming<LeaseKeepAliveRequest>,
     tx: mpsc::Sender<Result<LeaseKeepAliveResponse, Status>>,
 ) {
@@ -154,7 +246,9 @@ async fn keep_alive_stream(
             Ok(None) => break tonic::Code::Ok,
             Err(status) => break status.code(),
         };
-        let resp = keep_alive_one(&server, &req).map_err(Status::from);
+        let resp = keep_alive_one(&server, &link, &req)
+            .await
+            .map_err(Status::from);
         let code = resp.as_ref().err().map(Status::code);
         if tx.send(resp).await.is_err() {
             break tonic::Code::Cancelled;
@@ -206,7 +300,12 @@ impl Lease for LeaseService {
         r: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<BoxStream<LeaseKeepAliveResponse>>, Status> {
         let (tx, rx) = mpsc::channel(KEEP_ALIVE_BUFFER);
-        tokio::spawn(keep_alive_stream(self.server.clone(), r.into_inner(), tx));
+        tokio::spawn(keep_alive_stream(
+            self.server.clone(),
+            self.leader.clone(),
+            r.into_inner(),
+            tx,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -4,6 +4,7 @@
 //! Every service etcd declares is registered; methods revkv does not implement yet
 //! answer `Unimplemented` (generated default stubs), never a fake success.
 
+pub mod forward;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;

@@ -77,6 +77,7 @@ impl From<Error> for Status {
             },
             Error::Storage(_) => return internal(&e),
             Error::Unsupported(_) => (Code::Unimplemented, "etcdserver: unsupported request"),
+            Error::Forwarded(s) => return s.clone(),
         };
         Status::new(code, msg)
     }

@@ -1,0 +1,255 @@
+//! Every etcd v3 call the benchmark makes, in one place.
+//!
+//! The rest of the tool sees plain methods (`put`, `range`, `txn_put`, …) returning
+//! `Result<_, String>`, where the string is the message errors are counted by. The
+//! calls go through the generated `revkv-proto` clients for now; when `revkv-client`
+//! grows its KV/lease/watch handles, only this module changes.
+//!
+//! Requests rotate over the connections (one atomic counter), so `--clients` more than
+//! `--conns` share connections evenly, as etcd's benchmark shares its clients.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use revkv_proto::etcdserverpb::{
+    kv_client::KvClient, lease_client::LeaseClient, request_op, watch_client::WatchClient,
+    watch_request, LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, RangeRequest, RequestOp,
+    TxnRequest, WatchCreateRequest, WatchRequest, WatchResponse,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Status, Streaming};
+
+/// A request's failure, as counted in the report.
+pub type RpcError = String;
+
+/// Renders a gRPC status the way etcd's Go client prints it: etcd's own errors by
+/// their message (`etcdserver: request timed out`), anything else with its code.
+pub fn describe(status: &Status) -> RpcError {
+    let msg = status.message();
+    if msg.starts_with("etcdserver:") || msg.starts_with("mvcc:") {
+        msg.to_owned()
+    } else {
+        format!("rpc error: code = {:?} desc = {msg}", status.code())
+    }
+}
+
+/// Handle over the run's connections; cheap to clone into every client task.
+#[derive(Clone)]
+pub struct Rpc {
+    channels: Arc<[Channel]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Rpc {
+    /// # Panics
+    /// If `channels` is empty (the caller dials at least one).
+    pub fn new(channels: Vec<Channel>) -> Self {
+        assert!(!channels.is_empty(), "Rpc needs at least one connection");
+        Rpc {
+            channels: channels.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The next connection, round-robin.
+    fn channel(&self) -> Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        self.channels[i].clone()
+    }
+
+    /// Put; returns the revision of the write.
+    pub async fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<i64, RpcError> {
+        let req = PutRequest {
+            key,
+            value,
+            ..Default::default()
+        };
+        let resp = KvClient::new(self.channel())
+            .put(req)
+            .await
+            .map_err(|s| describe(&s))?;
+        Ok(resp.into_inner().header.map_or(0, |h| h.revision))
+    }
+
+    /// Range over `[key, end)` (just `key` when `end` is empty).
+    pub async fn range(
+        &self,
+        key: Vec<u8>,
+        range_end: Vec<u8>,
+        serializable: bool,
+    ) -> Result<(), RpcError> {
+        let req = RangeRequest {
+            key,
+            range_end,
+            serializable,
+            ..Default::default()
+        };
+        KvClient::new(self.channel())
+            .range(req)
+            .await
+            .map_err(|s| describe(&s))?;
+        Ok(())
+    }
+
+    /// A Txn without compares whose success branch puts every pair.
+    pub async fn txn_put(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), RpcError> {
+        let success = pairs
+            .into_iter()
+            .map(|(key, value)| RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key,
+                    value,
+                    ..Default::default()
+                })),
+            })
+            .collect();
+        let req = TxnRequest {
+            success,
+            ..Default::default()
+        };
+        KvClient::new(self.channel())
+            .txn(req)
+            .await
+            .map_err(|s| describe(&s))?;
+        Ok(())
+    }
+
+    /// Grants a lease with `ttl` seconds; returns its id.
+    pub async fn lease_grant(&self, ttl: i64) -> Result<i64, RpcError> {
+        let resp = LeaseClient::new(self.channel())
+            .lease_grant(LeaseGrantRequest { ttl, id: 0 })
+            .await
+            .map_err(|s| describe(&s))?
+            .into_inner();
+        if !resp.error.is_empty() {
+            return Err(resp.error);
+        }
+        Ok(resp.id)
+    }
+
+    /// Opens a keep-alive stream and renews `id` once on it.
+    ///
+    /// The first renewal is queued before the call is made: etcd (Go gRPC) sends the
+    /// response headers only with its first message, so awaiting the call on an
+    /// empty stream would wait forever.
+    pub async fn keep_alive_stream(&self, id: i64) -> Result<KeepAlive, RpcError> {
+        let (tx, rx) = mpsc::channel(1);
+        tx.send(LeaseKeepAliveRequest { id })
+            .await
+            .map_err(|_| "keep-alive stream closed".to_owned())?;
+        let resp = LeaseClient::new(self.channel())
+            .lease_keep_alive(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| describe(&s))?;
+        let mut stream = KeepAlive {
+            tx,
+            rx: resp.into_inner(),
+        };
+        stream.answer().await?;
+        Ok(stream)
+    }
+
+    /// Opens a watch stream on `key` and waits for the server to confirm it.
+    pub async fn watch(&self, key: Vec<u8>) -> Result<Watch, RpcError> {
+        let (tx, rx) = mpsc::channel(1);
+        let create = WatchRequest {
+            request_union: Some(watch_request::RequestUnion::CreateRequest(
+                WatchCreateRequest {
+                    key,
+                    ..Default::default()
+                },
+            )),
+        };
+        tx.send(create)
+            .await
+            .map_err(|_| "watch stream closed before create".to_owned())?;
+        let mut stream = WatchClient::new(self.channel())
+            .watch(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| describe(&s))?
+            .into_inner();
+        match stream.message().await {
+            Ok(Some(r)) if r.created && !r.canceled => Ok(Watch {
+                _tx: tx,
+                rx: stream,
+            }),
+            Ok(Some(r)) => Err(format!("watch not created: {}", r.cancel_reason)),
+            Ok(None) => Err("watch stream closed before created".to_owned()),
+            Err(s) => Err(describe(&s)),
+        }
+    }
+}
+
+/// One open LeaseKeepAlive stream.
+pub struct KeepAlive {
+    tx: mpsc::Sender<LeaseKeepAliveRequest>,
+    rx: Streaming<revkv_proto::etcdserverpb::LeaseKeepAliveResponse>,
+}
+
+impl KeepAlive {
+    /// Renews `id` once and waits for the answer; a TTL of 0 means the lease is gone.
+    pub async fn renew(&mut self, id: i64) -> Result<(), RpcError> {
+        self.tx
+            .send(LeaseKeepAliveRequest { id })
+            .await
+            .map_err(|_| "keep-alive stream closed".to_owned())?;
+        self.answer().await
+    }
+
+    /// Waits for the answer to the renewal just sent.
+    async fn answer(&mut self) -> Result<(), RpcError> {
+        match self.rx.message().await {
+            Ok(Some(r)) if r.ttl > 0 => Ok(()),
+            Ok(Some(_)) => Err("etcdserver: requested lease not found".to_owned()),
+            Ok(None) => Err("keep-alive stream closed".to_owned()),
+            Err(s) => Err(describe(&s)),
+        }
+    }
+}
+
+/// One open Watch stream carrying a single watcher.
+pub struct Watch {
+    /// Kept so the request side stays open (closing it ends the watch).
+    _tx: mpsc::Sender<WatchRequest>,
+    rx: Streaming<WatchResponse>,
+}
+
+impl Watch {
+    /// The next response with events; `Ok(None)` when the server closed the stream.
+    pub async fn next(&mut self) -> Result<Option<WatchResponse>, RpcError> {
+        loop {
+            match self.rx.message().await {
+                Ok(Some(r)) if r.canceled => {
+                    return Err(format!("watch canceled: {}", r.cancel_reason))
+                }
+                Ok(Some(r)) if r.events.is_empty() => continue,
+                Ok(other) => return Ok(other),
+                Err(s) => return Err(describe(&s)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn etcd_errors_keep_their_message_others_get_the_code() {
+        assert_eq!(
+            describe(&Status::new(
+                Code::Unavailable,
+                "etcdserver: request timed out"
+            )),
+            "etcdserver: request timed out"
+        );
+        assert_eq!(
+            describe(&Status::new(Code::Unavailable, "connection refused")),
+            "rpc error: code = Unavailable desc = connection refused"
+        );
+    }
+}
