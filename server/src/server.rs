@@ -21,6 +21,7 @@ use crate::lease::{self, Lessor, LessorConfig};
 use crate::metrics::Metrics;
 use crate::mvcc::compact::{Compactor, CompactorConfig};
 use crate::mvcc::KvStore;
+use crate::raft::snapshot::{self as raft_snapshot, Snapshots};
 use crate::raft::{self, LogStore, Mailbox, NodeSinks, RaftConfig, RaftHandle};
 use crate::storage::{self, meta, Storage, StorageConfig};
 use crate::transport::{self, Identity, Transport, TransportConfig};
@@ -68,6 +69,8 @@ pub enum StartError {
     Lease(#[from] lease::Error),
     #[error("peer transport: {0}")]
     Transport(#[from] transport::Error),
+    #[error("raft snapshots: {0}")]
+    Snapshot(#[from] raft_snapshot::Error),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -84,6 +87,9 @@ impl Server {
     /// `runtime`).
     pub fn start(cfg: Config, runtime: tokio::runtime::Handle) -> Result<Arc<Server>, StartError> {
         let storage = Storage::open(&cfg.data_dir(), &StorageConfig::default())?;
+        // Before anything reads the state: a snapshot install a crash interrupted is
+        // completed first (see `storage::checkpoint`).
+        storage::checkpoint::recover(&storage)?;
         let dial = Duration::from_secs(2);
         let fetch_rt = runtime.clone();
         let fetch = move |urls: &[String]| {
@@ -118,6 +124,7 @@ impl Server {
         // On a fresh start the configuration is the bootstrap membership's (every
         // initial member a voter; for a joining member, the cluster's current voters
         // and learners, itself included); afterwards the persisted configuration wins.
+        let snapshots = Snapshots::open(&cfg.data_dir(), cluster_id, storage.clone())?;
         let log = LogStore::open_with(
             storage,
             ::raft::prelude::ConfState {
@@ -125,11 +132,13 @@ impl Server {
                 learners: boot.learners(),
                 ..Default::default()
             },
-        )?;
+        )?
+        .with_snapshots(snapshots.clone());
 
         let wait: Arc<Wait<Outcome>> = Arc::default();
         let metrics = Arc::new(Metrics::default());
         let (committed_tx, committed_rx) = crossbeam_channel::unbounded();
+        let (install_tx, install_rx) = crossbeam_channel::unbounded();
         let drop_wait = wait.clone();
         let drop_metrics = metrics.clone();
         let fsync_metrics = metrics.clone();
@@ -155,7 +164,8 @@ impl Server {
             ),
             mailbox.peer_inbox(),
             runtime.clone(),
-        ));
+        )
+        .with_snapshots(snapshots));
         for m in boot.peers() {
             transport.add_peer(m.id, m.peer_urls.clone())?;
         }
@@ -176,6 +186,7 @@ impl Server {
                 }),
                 on_fsync: Box::new(move |elapsed| fsync_metrics.observe_wal_fsync(elapsed)),
                 transport: Box::new(move |msgs| send_transport.send(msgs)),
+                install: install_tx,
             },
             mailbox,
         )?;
@@ -236,6 +247,7 @@ impl Server {
             }),
             applied: applied_index,
             members,
+            installs: install_rx,
         };
         let fatal_apply = fatal.clone();
         let apply_thread = std::thread::Builder::new()

@@ -62,7 +62,9 @@ impl From<Error> for Status {
                 raft::Error::TooManyRequests => {
                     (Code::ResourceExhausted, "etcdserver: too many requests")
                 }
-                raft::Error::SnapshotUnsupported | raft::Error::Raft(_) => return internal(&e),
+                raft::Error::SnapshotUnsupported
+                | raft::Error::SnapshotInstall(_)
+                | raft::Error::Raft(_) => return internal(&e),
             },
             Error::Lease(l) => match l {
                 lease::Error::NotFound => (Code::NotFound, "etcdserver: requested lease not found"),

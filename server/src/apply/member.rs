@@ -170,6 +170,36 @@ impl Members {
         }
     }
 
+    /// After a snapshot install: the membership is the one the snapshot carried (the
+    /// leader's, as of the snapshot's index). Peers that came or went meanwhile are
+    /// reported like applied changes.
+    pub fn reload(&mut self, storage: &crate::storage::Storage) -> Result<(), crate::Error> {
+        let raw = storage
+            .db()
+            .get_pinned_cf(storage.cf(CF_META), meta::MEMBERS)
+            .map_err(crate::storage::Error::from)?;
+        let Some(raw) = raw else {
+            return Ok(());
+        };
+        let decoded = <revkv_proto::revkvpb::Membership as prost::Message>::decode(&raw[..])
+            .map_err(|e| cluster::Error::Corrupt(format!("installed member list: {e}")))?;
+        let loaded = Membership::from_proto(decoded);
+        for m in loaded.members() {
+            if self.membership.get(m.id) != Some(m) {
+                self.effects.push(MemberEffect::Upsert(m.clone()));
+            }
+        }
+        for m in self.membership.members() {
+            if !loaded.contains(m.id) {
+                self.effects.push(MemberEffect::Removed(m.id));
+            }
+        }
+        self.membership = loaded;
+        self.dirty = true;
+        self.publish();
+        Ok(())
+    }
+
     fn members_proto(&self) -> Vec<etcdserverpb::Member> {
         self.membership.members().map(to_etcd).collect()
     }

@@ -10,6 +10,7 @@ pub mod kv;
 pub mod lease;
 pub mod member;
 pub mod range;
+mod restore;
 pub mod txn;
 
 use std::sync::Arc;
@@ -116,6 +117,8 @@ pub struct Applier {
     pub applied: u64,
     /// The membership and the raft configuration.
     pub members: member::Members,
+    /// Snapshot installs the raft task asks for (see `restore.rs`).
+    pub installs: Receiver<crate::raft::snapshot::InstallJob>,
 }
 
 /// Most entries folded into one write batch.
@@ -125,7 +128,28 @@ impl Applier {
     /// Applies batches until the raft task hangs up; an error here is a storage failure
     /// that leaves the member unable to continue.
     pub fn run(mut self, rx: Receiver<Vec<Entry>>) -> Result<(), crate::Error> {
-        while let Ok(mut entries) = rx.recv() {
+        let mut installs = self.installs.clone();
+        loop {
+            // An install may overtake entries queued before it: those are at or below
+            // the snapshot's index, which the install marks applied, so they are
+            // skipped; entries above it are only sent after the install finished.
+            let mut entries = crossbeam_channel::select! {
+                recv(rx) -> e => match e {
+                    Ok(e) => e,
+                    Err(_) => return Ok(()),
+                },
+                recv(installs) -> job => match job {
+                    Ok(job) => {
+                        self.install(job)?;
+                        continue;
+                    }
+                    // Entries may still be queued: keep applying them.
+                    Err(_) => {
+                        installs = crossbeam_channel::never();
+                        continue;
+                    }
+                },
+            };
             while entries.len() < MAX_BATCH_ENTRIES {
                 match rx.try_recv() {
                     Ok(more) => entries.extend(more),
@@ -134,7 +158,6 @@ impl Applier {
             }
             self.apply_entries(&entries)?;
         }
-        Ok(())
     }
 
     fn apply_entries(&mut self, entries: &[Entry]) -> Result<(), crate::Error> {
@@ -266,6 +289,9 @@ pub fn read_only_txn(
     leases: &dyn Leases,
     req: &revkv_proto::etcdserverpb::TxnRequest,
 ) -> Result<TxnResponse, Error> {
+    // Its reads go to the live database, not a pinned snapshot, so a snapshot install
+    // must not run underneath it.
+    let _no_install = store.read_gate();
     let mut batch = ApplyBatch::new(store);
     let mut t = batch.txn();
     txn::txn(&mut t, leases, req)

@@ -61,24 +61,7 @@ impl Lessor {
     /// Restores the leases recorded in the `lease` CF, each with its full TTL from now
     /// (etcd 3.4 restarts TTLs on recovery; see the module docs).
     pub fn open(storage: Storage, cfg: LessorConfig) -> Result<Lessor, Error> {
-        let mut queue = LeaseQueue::new();
-        let now = Instant::now();
-        {
-            let mut it = storage.db().raw_iterator_cf(storage.cf(CF_LEASE));
-            it.seek([keys::LEASE_RECORD_TAG]);
-            while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                if k.first() != Some(&keys::LEASE_RECORD_TAG) {
-                    break;
-                }
-                let id = keys::decode_lease_record_key(k)
-                    .ok_or_else(|| Error::Corrupt(format!("lease record key {k:x?}")))?;
-                let ttl = decode_ttl(v)
-                    .ok_or_else(|| Error::Corrupt(format!("lease {id:x} record {v:x?}")))?;
-                queue.insert(id, ttl, now);
-                it.next();
-            }
-            it.status().map_err(crate::storage::Error::from)?;
-        }
+        let queue = load(&storage)?;
         if !queue.is_empty() {
             tracing::info!(
                 leases = queue.len(),
@@ -91,6 +74,17 @@ impl Lessor {
             queue: Mutex::new(queue),
             wake: Notify::new(),
         })
+    }
+
+    /// Replaces the table with the `lease` CF's after a raft snapshot install, each
+    /// lease with its full TTL from now, as on restart.
+    pub fn reload(&self) -> Result<(), Error> {
+        let queue = load(&self.storage)?;
+        let n = queue.len();
+        *self.queue.lock() = queue;
+        self.wake.notify_one();
+        tracing::info!(leases = n, "reloaded leases from a raft snapshot");
+        Ok(())
     }
 
     pub fn config(&self) -> &LessorConfig {
@@ -218,6 +212,27 @@ impl Lessor {
     pub fn expired_retry(&self) -> Duration {
         self.cfg.expired_retry
     }
+}
+
+/// Reads the lease table from the `lease` CF, every deadline `now + TTL`.
+fn load(storage: &Storage) -> Result<LeaseQueue, Error> {
+    let mut queue = LeaseQueue::new();
+    let now = Instant::now();
+    let mut it = storage.db().raw_iterator_cf(storage.cf(CF_LEASE));
+    it.seek([keys::LEASE_RECORD_TAG]);
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if k.first() != Some(&keys::LEASE_RECORD_TAG) {
+            break;
+        }
+        let id = keys::decode_lease_record_key(k)
+            .ok_or_else(|| Error::Corrupt(format!("lease record key {k:x?}")))?;
+        let ttl =
+            decode_ttl(v).ok_or_else(|| Error::Corrupt(format!("lease {id:x} record {v:x?}")))?;
+        queue.insert(id, ttl, now);
+        it.next();
+    }
+    it.status().map_err(crate::storage::Error::from)?;
+    Ok(queue)
 }
 
 impl Leases for Lessor {

@@ -67,9 +67,9 @@ pub fn read_events(
     mut wanted: impl FnMut(&[u8]) -> bool,
 ) -> Result<HistoryBatch> {
     // Order matters (see the module docs): current revision, snapshot, compaction.
-    let to = to.min(store.current_rev());
+    let (current, snapshot) = store.pin();
+    let to = to.min(current);
     let storage = store.storage();
-    let snapshot = storage.db().snapshot();
     let compacted = store.compact_rev();
     if from < compacted {
         return Err(Error::Compacted);

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
 use revkv_proto::mvccpb::KeyValue;
 
 use super::scan::{KeyRange, Version, VersionScan};
@@ -39,6 +41,10 @@ pub struct KvStore {
     storage: Storage,
     current_rev: AtomicI64,
     compact_rev: AtomicI64,
+    /// Held shared while a reader pins its view (current revision + RocksDB
+    /// snapshot), exclusively while a raft snapshot replaces the keyspace in place:
+    /// a reader sees the old state or the new one, never a half-copied mixture.
+    restore: RwLock<()>,
 }
 
 impl KvStore {
@@ -50,7 +56,36 @@ impl KvStore {
             storage,
             current_rev: AtomicI64::new(current),
             compact_rev: AtomicI64::new(compact),
+            restore: RwLock::new(()),
         }))
+    }
+
+    /// Re-reads the revisions after a snapshot install replaced the keyspace.
+    pub fn reload(&self) -> Result<()> {
+        let current = self.storage.get_meta_u64(meta::CURRENT_REV)?.unwrap_or(1) as i64;
+        let compact = self.storage.get_meta_u64(meta::COMPACT_REV)?.unwrap_or(0) as i64;
+        self.publish_current_rev(current);
+        self.publish_compact_rev(compact);
+        Ok(())
+    }
+
+    /// Excludes readers from pinning a view while the keyspace is replaced. Held
+    /// for the copy only, never across an fsync.
+    pub fn restore_gate(&self) -> RwLockWriteGuard<'_, ()> {
+        self.restore.write()
+    }
+
+    /// Holds off snapshot installs for a reader of the live database (one that does
+    /// not pin a snapshot with [`KvStore::pin`]). Keep it short: an install waits.
+    pub fn read_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.restore.read()
+    }
+
+    /// The current revision and a RocksDB snapshot holding everything up to it,
+    /// taken together (never in the middle of a snapshot install).
+    pub fn pin(&self) -> (i64, rocksdb::Snapshot<'_>) {
+        let _shared = self.restore.read();
+        (self.current_rev(), self.storage.db().snapshot())
     }
 
     pub fn storage(&self) -> &Storage {
@@ -81,8 +116,7 @@ impl KvStore {
         // Order matters: the current revision is loaded before the snapshot (so the
         // snapshot holds everything up to it), and the compaction revision after it (a
         // compaction that may already have removed versions we need is then visible).
-        let current = self.current_rev();
-        let snapshot = self.storage.db().snapshot();
+        let (current, snapshot) = self.pin();
         let rev = resolve_read_rev(opts.rev, current, self.compact_rev())?;
         let range = KeyRange::new(key, range_end);
         let scan = VersionScan::new(

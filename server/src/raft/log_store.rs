@@ -6,11 +6,14 @@
 //!
 //! This type is owned by the raft task (inside `RawNode`); only that task writes it.
 
+use std::sync::Arc;
+
 use protobuf::Message as _;
-use raft::prelude::{ConfState, Entry, HardState, Snapshot};
+use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{ReadOptions, WriteBatch};
 
+use super::snapshot::Snapshots;
 use crate::storage::{Storage, CF_RAFT};
 
 const ENTRY_PREFIX: u8 = b'e';
@@ -37,6 +40,9 @@ pub struct LogStore {
     /// Index and term of the newest entry removed by compaction (0, 0 if none).
     truncated: (u64, u64),
     last_index: u64,
+    /// Where raft snapshots come from; without it raft is always told "temporarily
+    /// unavailable" (a single member never needs one).
+    snapshots: Option<Arc<Snapshots>>,
 }
 
 impl LogStore {
@@ -92,7 +98,48 @@ impl LogStore {
             conf_state,
             truncated,
             last_index,
+            snapshots: None,
         })
+    }
+
+    /// Serves raft snapshots from `snapshots`.
+    pub fn with_snapshots(mut self, snapshots: Arc<Snapshots>) -> LogStore {
+        self.snapshots = Some(snapshots);
+        self
+    }
+
+    pub fn snapshots(&self) -> Option<&Arc<Snapshots>> {
+        self.snapshots.as_ref()
+    }
+
+    /// What the raft CF must hold once a snapshot at `meta` is installed, with the
+    /// semantics of raft-rs's `MemStorage::apply_snapshot`: the log is empty and
+    /// starts after the snapshot (`truncated` = its index and term), the commit index
+    /// is the snapshot's, the term never goes back, the vote is kept, and the conf
+    /// state is the snapshot's.
+    pub fn snapshot_records(
+        &self,
+        meta: &SnapshotMetadata,
+    ) -> raft::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut hs = self.hard_state.clone();
+        hs.term = hs.term.max(meta.term);
+        hs.commit = meta.index;
+        let mut t = Vec::with_capacity(16);
+        t.extend_from_slice(&meta.index.to_be_bytes());
+        t.extend_from_slice(&meta.term.to_be_bytes());
+        Ok(vec![
+            (HARD_STATE.to_vec(), hs.write_to_bytes()?),
+            (CONF_STATE.to_vec(), meta.get_conf_state().write_to_bytes()?),
+            (TRUNCATED.to_vec(), t),
+        ])
+    }
+
+    /// Re-reads everything from the raft CF (after a snapshot install rewrote it).
+    pub fn reload(&mut self) -> raft::Result<()> {
+        let fresh = LogStore::open(self.storage.clone(), &self.conf_state.voters)?;
+        let snapshots = self.snapshots.take();
+        *self = LogStore { snapshots, ..fresh };
+        Ok(())
     }
 
     pub fn hard_state(&self) -> &HardState {
@@ -272,13 +319,20 @@ impl raft::Storage for LogStore {
         Ok(self.last_index)
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // Shipping the state machine to a lagging peer needs the peer transport, which a
-        // single-member store does not have; raft only asks for this when a follower's
-        // log is behind `first_index`.
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        // Raft asks when a follower's log is behind `first_index`. The snapshot must
+        // reach at least the compacted index, or the follower could not continue from
+        // the log after installing it.
+        match &self.snapshots {
+            Some(s) => s.raft_snapshot(
+                request_index.max(self.truncated.0),
+                |i| raft::Storage::term(self, i),
+                &self.conf_state,
+            ),
+            None => Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            )),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod log_store;
 pub mod node;
+pub mod snapshot;
 
 pub use log_store::LogStore;
 pub use node::{spawn, Command, Mailbox, NodeSinks, PeerInbox, RaftConfig, RaftHandle, RaftStatus};
@@ -21,6 +22,8 @@ pub enum Error {
     TooManyRequests,
     #[error("installing a raft snapshot needs the peer transport, which this member lacks")]
     SnapshotUnsupported,
+    #[error("installing a raft snapshot failed: {0}")]
+    SnapshotInstall(String),
     #[error("raft: {0}")]
     Raft(std::sync::Arc<raft::Error>),
 }

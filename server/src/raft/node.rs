@@ -20,11 +20,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
-use raft::prelude::{ConfChange, ConfState, Entry, Message, MessageType};
+use raft::prelude::{ConfChange, ConfState, Entry, Message, MessageType, Snapshot};
+use raft::SnapshotStatus;
 use raft::{RawNode, StateRole};
 use tokio::sync::oneshot;
 
 use super::log_store::LogStore;
+use super::snapshot::InstallJob;
 use super::Error;
 
 /// Tunables of the raft node (etcd's flag names in comments).
@@ -85,6 +87,11 @@ pub enum Command {
     Step(Box<Message>),
     /// The transport could not deliver a message to this peer.
     Unreachable(u64),
+    /// The transport finished sending a snapshot to this peer (`ok`) or gave up.
+    ReportSnapshot {
+        to: u64,
+        ok: bool,
+    },
     Shutdown,
 }
 
@@ -136,6 +143,12 @@ impl PeerInbox {
 
     pub fn unreachable(&self, peer: u64) {
         let _ = self.tx.try_send(Command::Unreachable(peer));
+    }
+
+    /// Tells raft how sending a snapshot to `peer` ended. Blocking: raft keeps the
+    /// peer paused until it hears, so this report must not be dropped.
+    pub fn report_snapshot(&self, peer: u64, ok: bool) {
+        let _ = self.tx.send(Command::ReportSnapshot { to: peer, ok });
     }
 }
 
@@ -250,6 +263,8 @@ pub struct NodeSinks {
     pub transport: Box<dyn Fn(Vec<Message>) + Send>,
     /// Told how long each synced log write took (one per Ready with entries).
     pub on_fsync: Box<dyn Fn(Duration) + Send>,
+    /// The applier, asked to install a received snapshot (the raft task waits).
+    pub install: Sender<InstallJob>,
 }
 
 struct PendingRead {
@@ -285,6 +300,9 @@ struct Node {
     reads: HashMap<u64, PendingRead>,
     queued_reads: Vec<oneshot::Sender<Result<u64, Error>>>,
     next_read_ctx: u64,
+    /// Commands that arrived while the task waited for a snapshot install; handled
+    /// right after that Ready.
+    deferred: Vec<Command>,
 }
 
 /// Starts the raft task. `applied` is the index already reflected in the state machine.
@@ -335,6 +353,7 @@ pub fn spawn(
         reads: HashMap::new(),
         queued_reads: Vec::new(),
         next_read_ctx: 1,
+        deferred: Vec::new(),
     };
     let thread = std::thread::Builder::new()
         .name("raft".into())
@@ -367,6 +386,15 @@ impl Node {
             }
             self.start_read_round();
             self.on_ready()?;
+            while !self.deferred.is_empty() {
+                for cmd in std::mem::take(&mut self.deferred) {
+                    if !self.handle(cmd) {
+                        return Ok(());
+                    }
+                }
+                self.start_read_round();
+                self.on_ready()?;
+            }
         }
     }
 
@@ -419,6 +447,14 @@ impl Node {
             Command::Applied(index) => self.on_applied(index),
             Command::Step(msg) => self.step(*msg),
             Command::Unreachable(peer) => self.raw.report_unreachable(peer),
+            Command::ReportSnapshot { to, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.raw.report_snapshot(to, status);
+            }
             Command::Shutdown => return false,
         }
         true
@@ -426,13 +462,23 @@ impl Node {
 
     fn step(&mut self, msg: Message) {
         if msg.get_msg_type() == MessageType::MsgSnapshot {
-            // Stepping it would make raft believe the state machine was replaced.
-            tracing::error!(
-                from = format!("{:x}", msg.from),
-                index = msg.get_snapshot().get_metadata().index,
-                "received a raft snapshot, but installing snapshots is not supported yet; dropping it"
-            );
-            return;
+            // Stepping it makes raft hand the snapshot back in a Ready for install, so
+            // it must name a verified checkpoint of our cluster that is newer than
+            // our state; anything else is refused here and changes nothing.
+            let applied = self.raw.raft.raft_log.applied;
+            let admitted = match self.raw.store().snapshots() {
+                Some(s) => s.admit(&msg, applied).map_err(|e| e.to_string()),
+                None => Err("this member cannot install snapshots".to_string()),
+            };
+            if let Err(why) = admitted {
+                tracing::warn!(
+                    from = format!("{:x}", msg.from),
+                    index = msg.get_snapshot().get_metadata().index,
+                    applied,
+                    "refused a raft snapshot: {why}"
+                );
+                return;
+            }
         }
         match self.raw.step(msg) {
             Ok(()) => {}
@@ -494,6 +540,9 @@ impl Node {
         }
         self.raw.advance_apply_to(index);
         self.status.applied.store(index, Ordering::Release);
+        if let Some(s) = self.raw.store().snapshots() {
+            s.note_applied(index);
+        }
         let first = raft::Storage::first_index(self.raw.store()).unwrap_or(1);
         if index >= first + self.cfg.snapshot_count {
             let to = index.saturating_sub(self.cfg.catch_up_entries);
@@ -536,7 +585,7 @@ impl Node {
             (self.sinks.transport)(ready.take_messages());
         }
         if !ready.snapshot().is_empty() {
-            return Err(Error::SnapshotUnsupported);
+            self.install_snapshot(ready.snapshot())?;
         }
         self.deliver(ready.take_committed_entries())?;
         let hs = ready.hs().cloned();
@@ -576,6 +625,57 @@ impl Node {
         Ok(())
     }
 
+    /// Has the applier replace the state machine and the raft CF with `snap` (see
+    /// `storage::checkpoint`), then reloads the log's view of the raft CF. Waits for
+    /// the applier, deferring commands meanwhile: the applier's own `Applied` report
+    /// could otherwise find the mailbox full and the two would wait for each other.
+    fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), Error> {
+        let meta = snap.get_metadata();
+        let store = self.raw.store();
+        let snapshots = store.snapshots().ok_or(Error::SnapshotUnsupported)?.clone();
+        let records = store.snapshot_records(meta)?;
+        let plan = snapshots
+            .plan(snap, records)
+            .map_err(|e| Error::SnapshotInstall(e.to_string()))?;
+        tracing::info!(
+            index = meta.index,
+            term = meta.term,
+            "installing a raft snapshot"
+        );
+        let (reply, done) = crossbeam_channel::bounded(1);
+        self.sinks
+            .install
+            .send(InstallJob {
+                index: meta.index,
+                term: meta.term,
+                plan,
+                reply,
+            })
+            .map_err(|_| Error::Stopped)?;
+        let outcome = loop {
+            select! {
+                recv(done) -> r => break r.unwrap_or_else(|_| Err("the applier stopped".into())),
+                recv(self.rx) -> cmd => match cmd {
+                    // The applier may be partway through a batch, waiting on a conf
+                    // change of an entry below the snapshot (raft restores only past
+                    // its commit index). The snapshot's configuration already holds,
+                    // and the install then supersedes that batch: answer at once, or
+                    // each would wait for the other.
+                    Ok(Command::ApplyConfChange { reply, .. }) => {
+                        let _ = reply.send(Ok(self.raw.raft.prs().conf().to_conf_state()));
+                    }
+                    Ok(cmd) => self.deferred.push(cmd),
+                    Err(_) => break Err("the raft task's mailbox closed".into()),
+                },
+            }
+        };
+        outcome.map_err(Error::SnapshotInstall)?;
+        self.raw.mut_store().reload()?;
+        snapshots.installed();
+        tracing::info!(index = meta.index, "installed a raft snapshot");
+        Ok(())
+    }
+
     fn deliver(&mut self, entries: Vec<Entry>) -> Result<(), Error> {
         if entries.is_empty() {
             return Ok(());
@@ -595,7 +695,8 @@ impl Node {
                 let _ = reply.send(Err(err.clone()));
             }
         }
-        while let Ok(cmd) = self.rx.try_recv() {
+        let deferred = std::mem::take(&mut self.deferred);
+        for cmd in deferred.into_iter().chain(self.rx.try_iter()) {
             match cmd {
                 Command::Propose { id, .. } | Command::ProposeConfChange { id, .. } => {
                     (self.sinks.on_drop)(id, err.clone())
@@ -613,6 +714,7 @@ impl Node {
                 | Command::Applied(_)
                 | Command::Step(_)
                 | Command::Unreachable(_)
+                | Command::ReportSnapshot { .. }
                 | Command::Shutdown => {}
             }
         }

@@ -6,6 +6,7 @@
 //! every earlier unsynced apply batch durable, and crash recovery always yields a prefix
 //! of the writes, so "applied index <= persisted commit index" holds after any crash.
 
+pub mod checkpoint;
 pub mod keys;
 
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ pub const CF_AUTH: &str = "auth";
 /// Raft log entries, hard state, conf state.
 pub const CF_RAFT: &str = "raft";
 
-const ALL_CFS: [&str; 6] = [CF_REV, CF_KEY, CF_META, CF_LEASE, CF_AUTH, CF_RAFT];
+pub(crate) const ALL_CFS: [&str; 6] = [CF_REV, CF_KEY, CF_META, CF_LEASE, CF_AUTH, CF_RAFT];
 
 /// Keys of the `meta` column family.
 pub mod meta {
@@ -57,6 +58,11 @@ pub enum Error {
     Rocks(#[from] rocksdb::Error),
     #[error("data dir {path}: {source}")]
     DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("snapshot {path}: {source}")]
+    Snapshot {
         path: PathBuf,
         source: std::io::Error,
     },

@@ -28,6 +28,7 @@
 mod activity;
 mod sender;
 mod service;
+mod snapshot;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -43,6 +44,7 @@ use tokio::task::JoinHandle;
 pub use activity::PeerActivity;
 pub use service::PeerService;
 
+use crate::raft::snapshot::Snapshots;
 use crate::raft::PeerInbox;
 
 /// Why a peer stream could not be used.
@@ -66,6 +68,8 @@ pub enum Error {
     Removed,
     #[error("encoding a raft message: {0}")]
     Encode(#[from] protobuf::ProtobufError),
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] crate::raft::snapshot::Error),
 }
 
 impl Error {
@@ -200,6 +204,8 @@ pub struct Identity {
 struct PeerQueue {
     tx: mpsc::Sender<Message>,
     task: JoinHandle<()>,
+    /// Where snapshots to this peer are sent (they bypass the queue).
+    urls: Vec<String>,
 }
 
 pub struct Transport {
@@ -214,6 +220,9 @@ pub struct Transport {
     directory: OnceLock<Arc<dyn Directory>>,
     /// Set when a peer refused us because we were removed from the cluster.
     removed: Arc<watch::Sender<bool>>,
+    /// Checkpoints to send and where received ones go; without it snapshots are
+    /// neither sent nor accepted.
+    snapshots: Option<Arc<Snapshots>>,
 }
 
 impl Transport {
@@ -228,7 +237,14 @@ impl Transport {
             accepted: Arc::default(),
             directory: OnceLock::new(),
             removed: Arc::new(watch::channel(false).0),
+            snapshots: None,
         }
+    }
+
+    /// Sends and accepts raft snapshots through `snapshots`.
+    pub fn with_snapshots(mut self, snapshots: Arc<Snapshots>) -> Self {
+        self.snapshots = Some(snapshots);
+        self
     }
 
     /// Gives the peer service its view of the membership; call before
@@ -256,7 +272,7 @@ impl Transport {
         let sender = sender::PeerSender {
             me: self.me,
             peer,
-            urls,
+            urls: urls.clone(),
             cfg: self.cfg.clone(),
             rx,
             inbox: self.inbox.clone(),
@@ -264,7 +280,11 @@ impl Transport {
             removed: self.removed.clone(),
         };
         let task = self.runtime.spawn(sender.run());
-        if let Some(old) = self.peers.write().insert(peer, PeerQueue { tx, task }) {
+        if let Some(old) = self
+            .peers
+            .write()
+            .insert(peer, PeerQueue { tx, task, urls })
+        {
             old.task.abort();
         }
         Ok(())
@@ -289,6 +309,10 @@ impl Transport {
                     tracing::debug!(to = format!("{to:x}"), "no transport for raft message");
                     continue;
                 };
+                if m.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
+                    self.send_snapshot(m, q.urls.clone());
+                    continue;
+                }
                 if q.tx.try_send(m).is_err() && !unreachable.contains(&to) {
                     unreachable.push(to);
                 }
@@ -303,6 +327,32 @@ impl Transport {
         }
     }
 
+    /// Streams a snapshot on a task of its own (see `snapshot.rs`).
+    fn send_snapshot(&self, msg: Message, urls: Vec<String>) {
+        let to = msg.to;
+        let Some(snapshots) = self.snapshots.clone() else {
+            tracing::warn!(
+                to = format!("{to:x}"),
+                "cannot send a raft snapshot: no snapshot store"
+            );
+            self.inbox.report_snapshot(to, false);
+            return;
+        };
+        let send = snapshot::SnapshotSend {
+            me: self.me,
+            peer: to,
+            urls,
+            cfg: self.cfg.clone(),
+            snapshots,
+            inbox: self.inbox.clone(),
+            msg,
+        };
+        let task = self.runtime.spawn(snapshot::send(send));
+        let mut tasks = self.accepted.lock();
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
     /// The gRPC service other members dial, to be served on `--listen-peer-urls`.
     pub fn service(&self) -> revkv_proto::revkvpb::peer_server::PeerServer<PeerService> {
         let svc = PeerService {
@@ -313,6 +363,7 @@ impl Transport {
             tasks: self.accepted.clone(),
             refusals: Arc::new(LogLimiter::new(Duration::from_secs(30))),
             directory: self.directory.get().cloned(),
+            snapshots: self.snapshots.clone(),
         };
         revkv_proto::revkvpb::peer_server::PeerServer::new(svc)
             .max_decoding_message_size(self.cfg.max_message_bytes)

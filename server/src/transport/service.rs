@@ -7,7 +7,9 @@ use parking_lot::Mutex;
 use protobuf::Message as _;
 use raft::prelude::Message;
 use revkv_proto::revkvpb::peer_server::Peer;
-use revkv_proto::revkvpb::{MembersRequest, Membership, RaftMessage, SendResponse};
+use revkv_proto::revkvpb::{
+    MembersRequest, Membership, RaftMessage, SendResponse, SnapshotChunk, SnapshotResponse,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -19,10 +21,11 @@ use super::{
     Directory, Identity, LogLimiter, PeerActivity, CLUSTER_ID_KEY, MEMBER_ID_KEY, REMOVED_KEY,
     REMOVED_SUFFIX,
 };
+use crate::raft::snapshot::Snapshots;
 use crate::raft::PeerInbox;
 
 /// How long a dialer may take to send its hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PeerService {
     pub(super) me: Identity,
@@ -34,6 +37,8 @@ pub struct PeerService {
     /// time.
     pub(super) refusals: Arc<LogLimiter>,
     pub(super) directory: Option<Arc<dyn Directory>>,
+    /// Where received snapshots are staged; `None` refuses them.
+    pub(super) snapshots: Option<Arc<Snapshots>>,
 }
 
 /// The refusal a removed member gets, marked so that it knows it was removed.
@@ -52,7 +57,7 @@ fn removed_refusal(member: u64) -> Status {
 impl PeerService {
     /// The accepting side's identity check; the error names both IDs and is logged
     /// here as well as returned to the dialer.
-    fn check(&self, m: &RaftMessage, addr: &str) -> Result<(), Status> {
+    pub(super) fn check(&self, m: &RaftMessage, addr: &str) -> Result<(), Status> {
         if m.cluster_id == self.me.cluster_id
             && self
                 .directory
@@ -115,6 +120,18 @@ impl PeerService {
 
 #[tonic::async_trait]
 impl Peer for PeerService {
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<SnapshotResponse>, Status> {
+        let Some(snapshots) = &self.snapshots else {
+            return Err(Status::unimplemented(
+                "this member does not accept snapshots",
+            ));
+        };
+        super::snapshot::receive(self, snapshots, request).await
+    }
+
     async fn send(
         &self,
         request: Request<Streaming<RaftMessage>>,

@@ -193,6 +193,36 @@ impl Hub {
         }
     }
 
+    /// The keyspace was replaced by a raft snapshot (now at the store's current
+    /// revision). As etcd's `watchableStore.Restore` does, every synced watcher
+    /// becomes unsynced: the catch-up task replays what it missed from the new
+    /// keyspace (or cancels it with the compaction revision if that history is gone).
+    pub fn restore(&self) {
+        let rev = self.store.current_rev();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        st.notified_rev = st.notified_rev.max(rev);
+        st.recent = Recent::new(self.cfg.recent_events);
+        let mut moved = 0usize;
+        for (&id, w) in st.watchers.iter_mut() {
+            if matches!(w.phase, Phase::Synced) {
+                st.synced.remove(id, &w.range);
+                w.phase = Phase::Unsynced;
+                st.unsynced.push_back(id);
+                moved += 1;
+            }
+        }
+        drop(guard);
+        if moved > 0 {
+            self.sync_wake.notify_one();
+        }
+        tracing::info!(
+            revision = rev,
+            watchers = moved,
+            "watchers resync after a raft snapshot"
+        );
+    }
+
     /// Queues `d` (if any) for watcher `id`, advances its `next_rev`, and files it as
     /// synced (caught up with the notified revision), unsynced, or a victim (`d` did
     /// not fit). The single place where watchers change state after creation.
