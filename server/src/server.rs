@@ -152,20 +152,22 @@ impl Server {
             read_retry: Duration::from_millis(500),
         };
         let mailbox = Mailbox::new(&raft_cfg);
-        let transport = Arc::new(Transport::new(
-            Identity {
-                cluster_id,
-                member_id,
-            },
-            TransportConfig::new(
-                Duration::from_millis(cfg.heartbeat_interval),
-                Duration::from_millis(cfg.election_timeout),
-                cfg.max_request_bytes,
-            ),
-            mailbox.peer_inbox(),
-            runtime.clone(),
-        )
-        .with_snapshots(snapshots));
+        let transport = Arc::new(
+            Transport::new(
+                Identity {
+                    cluster_id,
+                    member_id,
+                },
+                TransportConfig::new(
+                    Duration::from_millis(cfg.heartbeat_interval),
+                    Duration::from_millis(cfg.election_timeout),
+                    cfg.max_request_bytes,
+                ),
+                mailbox.peer_inbox(),
+                runtime.clone(),
+            )
+            .with_snapshots(snapshots),
+        );
         for m in boot.peers() {
             transport.add_peer(m.id, m.peer_urls.clone())?;
         }
