@@ -63,10 +63,7 @@ impl ClusterService {
 
     /// Proposes a conf change and takes the response of the expected type.
     async fn configure<T: Applied>(&self, change: &Change) -> Result<T, Error> {
-        let mut resp = T::from_response(self.server.propose_conf_change(change).await?)
-            .map_err(|other| Error::Unsupported(format!("mismatched apply response {other:?}")))?;
-        self.server.fill_header(resp.header_mut());
-        Ok(resp)
+        super::applied(&self.server, self.server.propose_conf_change(change).await?)
     }
 
     async fn list(&self, req: MemberListRequest) -> Result<MemberListResponse, Error> {
@@ -171,10 +168,7 @@ impl ClusterService {
                     continue;
                 }
             };
-            match ClusterClient::new(channel)
-                .member_promote(req.clone())
-                .await
-            {
+            match ClusterClient::new(channel).member_promote(req).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status) if status.code() == tonic::Code::Unavailable => last = status,
                 Err(status) => return Err(cluster::Error::Forwarded(status).into()),

@@ -118,7 +118,7 @@ impl LeaderLink {
         let mut client = self.client(server, leader)?;
         let fwd = ForwardedKeepAlive {
             cluster_id: server.cluster_id,
-            request: Some(req.clone()),
+            request: Some(*req),
         };
         let resp = client.lease_keep_alive(fwd).await;
         self.outcome(leader, resp)
@@ -133,7 +133,7 @@ impl LeaderLink {
         let mut client = self.client(server, leader)?;
         let fwd = ForwardedTimeToLive {
             cluster_id: server.cluster_id,
-            request: Some(req.clone()),
+            request: Some(*req),
         };
         let resp = client.lease_time_to_live(fwd).await;
         self.outcome(leader, resp)

@@ -65,7 +65,12 @@ pub(crate) async fn propose<T: Applied>(
     server: &Server,
     req: internal_raft_request::Request,
 ) -> Result<T, Error> {
-    let mut resp = T::from_response(server.propose(req).await?)
+    applied(server, server.propose(req).await?)
+}
+
+/// Takes the applied response of the type the proposer expects, header filled in.
+pub(crate) fn applied<T: Applied>(server: &Server, r: crate::apply::Response) -> Result<T, Error> {
+    let mut resp = T::from_response(r)
         .map_err(|other| Error::Unsupported(format!("mismatched apply response {other:?}")))?;
     server.fill_header(resp.header_mut());
     Ok(resp)

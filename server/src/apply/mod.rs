@@ -62,17 +62,17 @@ pub enum Response {
 /// is, so a proposer asks for the type it expects instead of matching every variant.
 pub trait Applied: Sized {
     /// `Err` hands back a response of another kind (a bug: ids are never reused).
-    fn from_response(r: Response) -> Result<Self, Response>;
+    fn from_response(r: Response) -> Result<Self, Box<Response>>;
     fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
 }
 
 macro_rules! applied {
     ($($variant:ident => $ty:ty),* $(,)?) => {$(
         impl Applied for $ty {
-            fn from_response(r: Response) -> Result<Self, Response> {
+            fn from_response(r: Response) -> Result<Self, Box<Response>> {
                 match r {
                     Response::$variant(r) => Ok(r),
-                    other => Err(other),
+                    other => Err(Box::new(other)),
                 }
             }
             fn header_mut(&mut self) -> &mut Option<ResponseHeader> {

@@ -230,9 +230,11 @@ impl Snapshots {
             sha1: ready.digest.sha1.clone(),
             files: ready.digest.files,
         };
-        let mut meta = SnapshotMetadata::default();
-        meta.index = ready.index;
-        meta.term = term;
+        let mut meta = SnapshotMetadata {
+            index: ready.index,
+            term,
+            ..Default::default()
+        };
         meta.set_conf_state(conf_state.clone());
         let mut snap = Snapshot::default();
         snap.set_metadata(meta);
