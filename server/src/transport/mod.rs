@@ -114,6 +114,27 @@ pub trait Directory: Send + Sync + 'static {
     fn is_removed(&self, member: u64) -> bool;
 }
 
+/// Connects to a peer's URL: one channel with HTTP/2 keep-alives, so a dead peer is
+/// noticed even on a stream that is idle.
+async fn dial(
+    url: &str,
+    cfg: &TransportConfig,
+) -> Result<revkv_proto::revkvpb::peer_client::PeerClient<tonic::transport::Channel>, Error> {
+    let dial = cfg.dial_timeout;
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|_| Error::BadUrl(url.to_string()))?
+        .connect_timeout(dial)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5));
+    let channel = tokio::time::timeout(dial, endpoint.connect())
+        .await
+        .map_err(|_| Error::Timeout(dial))??;
+    Ok(revkv_proto::revkvpb::peer_client::PeerClient::new(channel)
+        .max_decoding_message_size(cfg.max_message_bytes)
+        .max_encoding_message_size(cfg.max_message_bytes))
+}
+
 /// An error with its sources, which tonic's transport errors keep to themselves.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();

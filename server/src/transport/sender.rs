@@ -1,16 +1,13 @@
 //! One task per peer: dial, handshake, then stream the peer's queue to it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::prelude::Message;
-use revkv_proto::revkvpb::peer_client::PeerClient;
 use revkv_proto::revkvpb::{RaftMessage, SendResponse};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
 use tonic::Streaming;
 
 use super::{
@@ -122,18 +119,7 @@ impl PeerSender {
     /// which must name our cluster and the member we meant to reach.
     async fn connect(&self, url: &str) -> Result<Stream, Error> {
         let dial = self.cfg.dial_timeout;
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|_| Error::BadUrl(url.to_string()))?
-            .connect_timeout(dial)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5));
-        let channel = timeout(dial, endpoint.connect())
-            .await
-            .map_err(|_| Error::Timeout(dial))??;
-        let mut client = PeerClient::new(channel)
-            .max_decoding_message_size(self.cfg.max_message_bytes)
-            .max_encoding_message_size(self.cfg.max_message_bytes);
+        let mut client = super::dial(url, &self.cfg).await?;
         let (out, out_rx) = mpsc::channel(STREAM_BUFFER);
         out.try_send(RaftMessage {
             cluster_id: self.me.cluster_id,

@@ -17,16 +17,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::prelude::{Message, MessageType};
-use revkv_proto::revkvpb::peer_client::PeerClient;
 use revkv_proto::revkvpb::{RaftMessage, SnapshotChunk, SnapshotResponse};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::service::PeerService;
@@ -85,19 +82,7 @@ pub(super) async fn send(s: SnapshotSend) {
 async fn stream_to(s: &SnapshotSend, url: &str) -> Result<u64, Error> {
     let (d, dir) = s.snapshots.outgoing(&s.msg)?;
     let message = s.msg.write_to_bytes()?;
-    let dial = s.cfg.dial_timeout;
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|_| Error::BadUrl(url.to_string()))?
-        .connect_timeout(dial)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5));
-    let channel = tokio::time::timeout(dial, endpoint.connect())
-        .await
-        .map_err(|_| Error::Timeout(dial))??;
-    let mut client = PeerClient::new(channel)
-        .max_decoding_message_size(s.cfg.max_message_bytes)
-        .max_encoding_message_size(s.cfg.max_message_bytes);
+    let mut client = super::dial(url, &s.cfg).await?;
     let (tx, rx) = mpsc::channel(4);
     let hello = SnapshotChunk {
         cluster_id: s.me.cluster_id,
