@@ -1,0 +1,102 @@
+//! The [`Kv`] trait: one funnel, [`Kv::execute`], with every KV call provided on it.
+//!
+//! A decorator is a small type that wraps another `Kv` and implements `execute` only,
+//! rewriting the [`Op`] on the way in or the [`OpResponse`] on the way out; every
+//! convenience method (`get`, `put_with`, `txn`, …) then goes through it for free.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::op::{Op, OpResponse, Txn, TxnResponse};
+use crate::options::{DeleteOptions, GetOptions, PutOptions};
+use crate::response::{CompactResponse, DeleteResponse, GetResponse, PutResponse};
+
+/// A key-value store speaking etcd's KV semantics.
+pub trait Kv: Send + Sync {
+    /// Runs one request. The only method an implementation must provide.
+    fn execute(&self, op: Op) -> impl Future<Output = Result<OpResponse>> + Send;
+
+    /// Gets one key.
+    fn get(&self, key: impl Into<Vec<u8>>) -> impl Future<Output = Result<GetResponse>> + Send {
+        self.get_with(key, GetOptions::new())
+    }
+
+    /// Gets a key or a range, with options.
+    fn get_with(
+        &self,
+        key: impl Into<Vec<u8>>,
+        options: GetOptions,
+    ) -> impl Future<Output = Result<GetResponse>> + Send {
+        let op = Op::get(key, options);
+        async move { self.execute(op).await?.into_get() }
+    }
+
+    /// Puts `key` = `value`.
+    fn put(
+        &self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> impl Future<Output = Result<PutResponse>> + Send {
+        self.put_with(key, value, PutOptions::new())
+    }
+
+    /// Puts `key` = `value`, with options.
+    fn put_with(
+        &self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+        options: PutOptions,
+    ) -> impl Future<Output = Result<PutResponse>> + Send {
+        let op = Op::put(key, value, options);
+        async move { self.execute(op).await?.into_put() }
+    }
+
+    /// Deletes one key.
+    fn delete(
+        &self,
+        key: impl Into<Vec<u8>>,
+    ) -> impl Future<Output = Result<DeleteResponse>> + Send {
+        self.delete_with(key, DeleteOptions::new())
+    }
+
+    /// Deletes a key or a range, with options.
+    fn delete_with(
+        &self,
+        key: impl Into<Vec<u8>>,
+        options: DeleteOptions,
+    ) -> impl Future<Output = Result<DeleteResponse>> + Send {
+        let op = Op::delete(key, options);
+        async move { self.execute(op).await?.into_delete() }
+    }
+
+    /// Runs a transaction.
+    fn txn(&self, txn: Txn) -> impl Future<Output = Result<TxnResponse>> + Send {
+        async move { self.execute(Op::Txn(txn)).await?.into_txn() }
+    }
+
+    /// Compacts the history below `revision`.
+    fn compact(
+        &self,
+        revision: i64,
+        physical: bool,
+    ) -> impl Future<Output = Result<CompactResponse>> + Send {
+        async move {
+            self.execute(Op::Compact { revision, physical })
+                .await?
+                .into_compact()
+        }
+    }
+}
+
+impl<K: Kv> Kv for &K {
+    fn execute(&self, op: Op) -> impl Future<Output = Result<OpResponse>> + Send {
+        (**self).execute(op)
+    }
+}
+
+impl<K: Kv> Kv for Arc<K> {
+    fn execute(&self, op: Op) -> impl Future<Output = Result<OpResponse>> + Send {
+        (**self).execute(op)
+    }
+}
