@@ -9,12 +9,14 @@
 mod conn;
 mod keys;
 mod lease;
+mod mixed;
 mod put;
 mod range;
 mod report;
 mod rpc;
 mod runner;
 mod txn_put;
+mod watch;
 mod watch_latency;
 
 use std::process::ExitCode;
@@ -68,19 +70,23 @@ enum Cmd {
     LeaseKeepalive(lease::LeaseArgs),
     /// Latency from a put to its watch events.
     WatchLatency(watch_latency::WatchLatencyArgs),
+    /// Many watchers over many streams: creation time, event latency, server RSS.
+    Watch(watch::WatchArgs),
+    /// Reads and puts mixed over one key space.
+    Mixed(mixed::MixedArgs),
 }
 
-/// What a run measured: one report, or (watch-latency) several named ones.
+/// What a run measured: one report, or several named ones plus named figures.
 enum Outcome {
     One(Report),
-    Named(Vec<(&'static str, Report)>),
+    Named(Vec<(&'static str, Report)>, Vec<(&'static str, f64)>),
 }
 
 impl Outcome {
     fn reports(&self) -> Vec<&Report> {
         match self {
             Outcome::One(r) => vec![r],
-            Outcome::Named(v) => v.iter().map(|(_, r)| r).collect(),
+            Outcome::Named(v, _) => v.iter().map(|(_, r)| r).collect(),
         }
     }
 }
@@ -92,6 +98,8 @@ fn command_name(cmd: &Cmd) -> &'static str {
         Cmd::TxnPut(_) => "txn-put",
         Cmd::LeaseKeepalive(_) => "lease-keepalive",
         Cmd::WatchLatency(_) => "watch-latency",
+        Cmd::Watch(_) => "watch",
+        Cmd::Mixed(_) => "mixed",
     }
 }
 
@@ -120,7 +128,28 @@ async fn execute(cli: Cli) -> Result<Outcome> {
             let plan = watch_latency::plan(&a)?;
             let (puts, watches) =
                 watch_latency::run(plan, connect(&endpoints, g.conns).await?).await?;
-            Outcome::Named(vec![("put", puts), ("watch", watches)])
+            Outcome::Named(vec![("put", puts), ("watch", watches)], Vec::new())
+        }
+        Cmd::Watch(a) => {
+            let plan = watch::plan(&a)?;
+            let o = watch::run(plan, connect(&endpoints, g.conns).await?).await?;
+            let figures = o
+                .rss_per_watcher
+                .map(|b| vec![("server_rss_bytes_per_watcher", b)])
+                .unwrap_or_default();
+            Outcome::Named(
+                vec![("create", o.create), ("put", o.puts), ("watch", o.events)],
+                figures,
+            )
+        }
+        Cmd::Mixed(a) => {
+            let plan = mixed::plan(&a, g.clients)?;
+            let (all, reads, writes) =
+                mixed::run(plan, connect(&endpoints, g.conns).await?).await?;
+            Outcome::Named(
+                vec![("all", all), ("read", reads), ("write", writes)],
+                Vec::new(),
+            )
         }
     };
     Ok(outcome)
@@ -141,11 +170,14 @@ fn to_json(command: &str, outcome: &Outcome) -> Value {
             }
             v
         }
-        Outcome::Named(named) => {
+        Outcome::Named(named, figures) => {
             let mut m = serde_json::Map::new();
             m.insert("command".to_owned(), json!(command));
             for (name, r) in named {
                 m.insert((*name).to_owned(), r.to_json());
+            }
+            for (name, v) in figures {
+                m.insert((*name).to_owned(), json!(v));
             }
             Value::Object(m)
         }
@@ -155,10 +187,16 @@ fn to_json(command: &str, outcome: &Outcome) -> Value {
 fn to_text(outcome: &Outcome) -> String {
     match outcome {
         Outcome::One(r) => r.to_text(),
-        Outcome::Named(named) => named
-            .iter()
-            .map(|(name, r)| format!("\n{name} latency:{}", r.to_text()))
-            .collect(),
+        Outcome::Named(named, figures) => {
+            let mut out: String = named
+                .iter()
+                .map(|(name, r)| format!("\n{name} latency:{}", r.to_text()))
+                .collect();
+            for (name, v) in figures {
+                out.push_str(&format!("\n{name}: {v:.0}\n"));
+            }
+            out
+        }
     }
 }
 
@@ -226,7 +264,14 @@ mod tests {
 
     #[test]
     fn subcommand_names_are_etcds() {
-        for name in ["put", "txn-put", "lease-keepalive", "watch-latency"] {
+        for name in [
+            "put",
+            "txn-put",
+            "lease-keepalive",
+            "watch-latency",
+            "watch",
+            "mixed",
+        ] {
             let cli = Cli::try_parse_from(["revkv-bench", name]).expect(name);
             assert_eq!(command_name(&cli.cmd), name);
         }
@@ -248,12 +293,13 @@ mod tests {
         assert_eq!(v["successes"], 0);
         let v = to_json(
             "watch-latency",
-            &Outcome::Named(vec![
-                ("put", Report::default()),
-                ("watch", Report::default()),
-            ]),
+            &Outcome::Named(
+                vec![("put", Report::default()), ("watch", Report::default())],
+                vec![("server_rss_bytes_per_watcher", 300.0)],
+            ),
         );
         assert_eq!(v["put"]["failures"], 0);
         assert!(v["watch"].is_object());
+        assert_eq!(v["server_rss_bytes_per_watcher"], 300.0);
     }
 }

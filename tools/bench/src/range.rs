@@ -38,17 +38,22 @@ pub struct RangePlan {
 
 /// Flags → plan.
 pub fn plan(args: &RangeArgs, clients: usize) -> Result<RangePlan> {
-    let serializable = match args.consistency.as_str() {
-        "l" => false,
-        "s" => true,
-        other => bail!("--consistency {other:?}: expected l (linearizable) or s (serializable)"),
-    };
+    let serializable = serializable(&args.consistency)?;
     Ok(RangePlan {
         load: Load::new(args.total, clients, args.rate)?,
         key: args.key.as_bytes().to_vec(),
         range_end: args.end.as_deref().unwrap_or_default().as_bytes().to_vec(),
         serializable,
     })
+}
+
+/// `--consistency l|s` → whether reads are serializable.
+pub fn serializable(consistency: &str) -> Result<bool> {
+    match consistency {
+        "l" => Ok(false),
+        "s" => Ok(true),
+        other => bail!("--consistency {other:?}: expected l (linearizable) or s (serializable)"),
+    }
 }
 
 struct RangeWorker {

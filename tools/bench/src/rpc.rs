@@ -153,32 +153,49 @@ impl Rpc {
 
     /// Opens a watch stream on `key` and waits for the server to confirm it.
     pub async fn watch(&self, key: Vec<u8>) -> Result<Watch, RpcError> {
-        let (tx, rx) = mpsc::channel(1);
-        let create = WatchRequest {
-            request_union: Some(watch_request::RequestUnion::CreateRequest(
-                WatchCreateRequest {
-                    key,
-                    ..Default::default()
-                },
-            )),
-        };
-        tx.send(create)
-            .await
-            .map_err(|_| "watch stream closed before create".to_owned())?;
+        self.watch_many(vec![key]).await
+    }
+
+    /// Opens one watch stream carrying a watcher on each of `keys` (several may be the
+    /// same key) and waits until the server has confirmed every one.
+    pub async fn watch_many(&self, keys: Vec<Vec<u8>>) -> Result<Watch, RpcError> {
+        let want = keys.len();
+        let (tx, rx) = mpsc::channel(want.max(1));
+        for key in keys {
+            let create = WatchRequest {
+                request_union: Some(watch_request::RequestUnion::CreateRequest(
+                    WatchCreateRequest {
+                        key,
+                        ..Default::default()
+                    },
+                )),
+            };
+            tx.send(create)
+                .await
+                .map_err(|_| "watch stream closed before create".to_owned())?;
+        }
         let mut stream = WatchClient::new(self.channel())
             .watch(ReceiverStream::new(rx))
             .await
             .map_err(|s| describe(&s))?
             .into_inner();
-        match stream.message().await {
-            Ok(Some(r)) if r.created && !r.canceled => Ok(Watch {
-                _tx: tx,
-                rx: stream,
-            }),
-            Ok(Some(r)) => Err(format!("watch not created: {}", r.cancel_reason)),
-            Ok(None) => Err("watch stream closed before created".to_owned()),
-            Err(s) => Err(describe(&s)),
+        let mut created = 0;
+        while created < want {
+            match stream.message().await {
+                Ok(Some(r)) if r.created && !r.canceled => created += 1,
+                Ok(Some(r)) if r.canceled => {
+                    return Err(format!("watch not created: {}", r.cancel_reason))
+                }
+                // Events for watchers already created while others are pending.
+                Ok(Some(_)) => {}
+                Ok(None) => return Err("watch stream closed before created".to_owned()),
+                Err(s) => return Err(describe(&s)),
+            }
         }
+        Ok(Watch {
+            _tx: tx,
+            rx: stream,
+        })
     }
 }
 
@@ -209,7 +226,7 @@ impl KeepAlive {
     }
 }
 
-/// One open Watch stream carrying a single watcher.
+/// One open Watch stream carrying one or more watchers.
 pub struct Watch {
     /// Kept so the request side stays open (closing it ends the watch).
     _tx: mpsc::Sender<WatchRequest>,

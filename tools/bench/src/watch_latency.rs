@@ -24,7 +24,7 @@ use crate::rpc::{Rpc, RpcError, Watch};
 use crate::runner::{self, Load, Worker};
 
 /// How long watchers keep waiting for events after the last put was answered.
-const GRACE: Duration = Duration::from_secs(5);
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
 /// Bytes at the start of each value holding the put's number.
 const NUMBER_LEN: usize = 8;
 /// Error counted for each event a watcher never received.
@@ -94,7 +94,7 @@ pub fn number_of(value: &[u8]) -> Option<u64> {
 }
 
 /// When each put was sent, indexed by put number.
-type SendTimes = Arc<[OnceLock<Instant>]>;
+pub(crate) type SendTimes = Arc<[OnceLock<Instant>]>;
 
 struct Putter {
     rpc: Rpc,
@@ -117,18 +117,17 @@ impl Worker for Putter {
     }
 }
 
-/// Receives events until every put was seen or the deadline (set once the puts are
-/// done) passes; returns the watch latencies and the errors seen.
-async fn watcher(
+/// Receives until `expected` events arrived or the deadline passes.
+pub(crate) async fn receive(
     mut w: Watch,
-    total: u64,
+    expected: u64,
     sent: SendTimes,
     mut deadline: watch::Receiver<Option<Instant>>,
 ) -> (Vec<Duration>, BTreeMap<String, u64>) {
     let mut lats = Vec::new();
     let mut errors = BTreeMap::new();
     let mut seen = 0u64;
-    while seen < total {
+    while seen < expected {
         tokio::select! {
             r = w.next() => match r {
                 Ok(Some(resp)) => {
@@ -153,6 +152,9 @@ async fn watcher(
             },
             () = passed(&mut deadline) => break,
         }
+    }
+    if seen < expected {
+        *errors.entry(MISSING.to_owned()).or_default() += expected - seen;
     }
     (lats, errors)
 }
@@ -183,7 +185,7 @@ pub async fn run(plan: WatchLatencyPlan, rpc: Rpc) -> Result<(Report, Report)> {
             .watch(key.clone())
             .await
             .map_err(|e| anyhow!("opening watcher {i}: {e}"))?;
-        tasks.push(tokio::spawn(watcher(
+        tasks.push(tokio::spawn(receive(
             w,
             plan.puts.total,
             Arc::clone(&sent),
@@ -208,10 +210,6 @@ pub async fn run(plan: WatchLatencyPlan, rpc: Rpc) -> Result<(Report, Report)> {
     let mut errors = BTreeMap::new();
     for t in tasks {
         let (l, e) = t.await?;
-        let missing = puts.successes().saturating_sub(l.len() as u64);
-        if missing > 0 {
-            *errors.entry(MISSING.to_owned()).or_default() += missing;
-        }
         lats.extend(l);
         for (msg, n) in e {
             *errors.entry(msg).or_default() += n;
