@@ -370,6 +370,9 @@ pub fn spawn(
 impl Node {
     fn run(&mut self) -> Result<(), Error> {
         let ticker = crossbeam_channel::tick(self.cfg.tick);
+        // A single voter has already campaigned in `spawn`: become leader now rather
+        // than at the first tick.
+        self.on_ready()?;
         loop {
             select! {
                 recv(self.rx) -> cmd => match cmd {

@@ -159,6 +159,13 @@ impl Storage {
         Ok(())
     }
 
+    /// Writes every column family's memtable to disk and waits for it.
+    pub fn flush(&self) -> Result<()> {
+        let cfs: Vec<&ColumnFamily> = ALL_CFS.iter().map(|name| self.cf(name)).collect();
+        self.db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
+        Ok(())
+    }
+
     pub fn get_meta_u64(&self, key: &[u8]) -> Result<Option<u64>> {
         match self.db.get_pinned_cf(self.cf(CF_META), key)? {
             None => Ok(None),
