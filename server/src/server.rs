@@ -396,7 +396,7 @@ impl Server {
 
     /// Refuses writes once the database outgrows `--quota-backend-bytes`.
     pub fn check_quota(&self) -> Result<(), Error> {
-        if self.store.storage().size_bytes() > self.cfg.quota_bytes() {
+        if self.store.storage().size_bytes_cached() > self.cfg.quota_bytes() {
             return Err(RequestError::NoSpace.into());
         }
         Ok(())

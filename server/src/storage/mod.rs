@@ -95,7 +95,19 @@ impl Default for StorageConfig {
 pub struct Storage {
     db: Arc<DB>,
     path: PathBuf,
+    size: Arc<SizeCache>,
 }
+
+/// `size_bytes` as of at most [`SIZE_CACHE_TTL`] ago. The quota check runs on every
+/// write, and summing the properties of every column family costs a dozen property
+/// lookups under RocksDB's mutex; the quota only has to hold approximately.
+#[derive(Default)]
+struct SizeCache {
+    bytes: std::sync::atomic::AtomicU64,
+    refreshed: parking_lot::Mutex<Option<std::time::Instant>>,
+}
+
+const SIZE_CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Storage {
     /// Opens (creating if needed) the database under `data_dir`.
@@ -132,6 +144,7 @@ impl Storage {
         Ok(Storage {
             db: Arc::new(db),
             path,
+            size: Arc::default(),
         })
     }
 
@@ -179,6 +192,19 @@ impl Storage {
     pub fn size_bytes(&self) -> u64 {
         self.sum_property("rocksdb.total-sst-files-size")
             + self.sum_property("rocksdb.cur-size-all-mem-tables")
+    }
+
+    /// [`Storage::size_bytes`], refreshed at most every 100 ms: for per-write checks.
+    pub fn size_bytes_cached(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        // Whoever finds the lock taken uses the current figure rather than queueing.
+        if let Some(mut refreshed) = self.size.refreshed.try_lock() {
+            if refreshed.is_none_or(|at| at.elapsed() >= SIZE_CACHE_TTL) {
+                self.size.bytes.store(self.size_bytes(), Ordering::Relaxed);
+                *refreshed = Some(std::time::Instant::now());
+            }
+        }
+        self.size.bytes.load(Ordering::Relaxed)
     }
 
     /// Approximate bytes of live data (what a defragmented database would hold).
