@@ -175,7 +175,8 @@ impl Storage {
     /// Writes every column family's memtable to disk and waits for it.
     pub fn flush(&self) -> Result<()> {
         let cfs: Vec<&ColumnFamily> = ALL_CFS.iter().map(|name| self.cf(name)).collect();
-        self.db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
+        self.db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
         Ok(())
     }
 
