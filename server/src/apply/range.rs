@@ -49,6 +49,8 @@ pub fn range<R: RangeReader + ?Sized>(
         limit,
         rev: req.revision,
         count_only: req.count_only,
+        // Sorting by value still needs the values.
+        keys_only: req.keys_only && target != SortTarget::Value,
     };
     let mut rr = reader.mvcc_range(&req.key, &req.range_end, opts)?;
     rr.kvs.retain(|kv| {

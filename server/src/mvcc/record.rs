@@ -43,20 +43,33 @@ impl KeyRecord {
         out
     }
 
-    pub fn decode(mut raw: &[u8]) -> Result<Self> {
+    pub fn decode(raw: &[u8]) -> Result<Self> {
+        let (mut record, value) = Self::decode_meta_and_value(raw)?;
+        record.value = value.to_vec();
+        Ok(record)
+    }
+
+    /// Everything but the value (left empty): for counting, keys-only reads and
+    /// deletes, which must not pay for copying values.
+    pub fn decode_meta(raw: &[u8]) -> Result<Self> {
+        Ok(Self::decode_meta_and_value(raw)?.0)
+    }
+
+    fn decode_meta_and_value(mut raw: &[u8]) -> Result<(Self, &[u8])> {
         let corrupt = || Error::Corrupt("key record".into());
         let (&flags, rest) = raw.split_first().ok_or_else(corrupt)?;
         raw = rest;
         let create_revision = decode_varint(&mut raw).map_err(|_| corrupt())? as i64;
         let version = decode_varint(&mut raw).map_err(|_| corrupt())? as i64;
         let lease = decode_varint(&mut raw).map_err(|_| corrupt())? as i64;
-        Ok(KeyRecord {
+        let record = KeyRecord {
             tombstone: flags & FLAG_TOMBSTONE != 0,
             create_revision,
             version,
             lease,
-            value: raw.to_vec(),
-        })
+            value: Vec::new(),
+        };
+        Ok((record, raw))
     }
 
     /// Reads only the tombstone flag: counting needs nothing else.

@@ -81,7 +81,8 @@ const STEPS_BEFORE_SEEK: usize = 3;
 
 impl<'a> VersionScan<'a> {
     /// Scans `range` as of revision `rev`. With `with_values == false` the records carry
-    /// no value (enough for counting). `snapshot` pins the view when given.
+    /// everything but the value (enough for counting, keys-only reads and deletes).
+    /// `snapshot` pins the view when given.
     pub fn new(
         storage: &'a Storage,
         snapshot: Option<&'a rocksdb::Snapshot<'a>>,
@@ -150,10 +151,8 @@ impl<'a> VersionScan<'a> {
             let value = self.it.value().unwrap_or_default();
             let record = if self.with_values {
                 KeyRecord::decode(value)?
-            } else if KeyRecord::is_tombstone(value) {
-                KeyRecord::tombstone()
             } else {
-                KeyRecord::default()
+                KeyRecord::decode_meta(value)?
             };
             self.skip_key(&prefix);
             return Ok(Some(Version { key, rev, record }));

@@ -20,6 +20,15 @@ pub struct RangeOptions {
     pub rev: i64,
     /// Only count: `kvs` stays empty.
     pub count_only: bool,
+    /// Key-values without their values: the scan then never copies a value out.
+    pub keys_only: bool,
+}
+
+impl RangeOptions {
+    /// Whether the scan has to decode values.
+    pub(super) fn with_values(&self) -> bool {
+        !(self.count_only || self.keys_only)
+    }
 }
 
 /// The result of a range read.
@@ -124,7 +133,7 @@ impl KvStore {
             Some(&snapshot),
             &range,
             rev,
-            !opts.count_only,
+            opts.with_values(),
         );
         collect(scan, opts, current)
     }

@@ -161,6 +161,19 @@ fn ranges_prefix_from_key_limit_and_count() {
         ..Default::default()
     };
     assert_eq!(f.keys("a", "\0", count_only), (vec![], 4));
+    let keys_only = RangeOptions {
+        keys_only: true,
+        ..Default::default()
+    };
+    let meta = f.store.range(b"ab", b"", keys_only).expect("range");
+    let full = f.store.range(b"ab", b"", all).expect("range");
+    assert!(meta.kvs[0].value.is_empty());
+    assert_eq!(full.kvs[0].value, b"v");
+    // Everything else about the key is still there.
+    assert_eq!(
+        (meta.kvs[0].create_revision, meta.kvs[0].version),
+        (full.kvs[0].create_revision, full.kvs[0].version)
+    );
     assert_eq!(f.keys("c", "a", all), (vec![], 0));
     // History: at revision 5 "b" was still alive.
     let at5 = RangeOptions {
