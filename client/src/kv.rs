@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::decorator::WithLease;
 use crate::error::Result;
 use crate::op::{Op, OpResponse, Txn, TxnResponse};
 use crate::options::{DeleteOptions, GetOptions, PutOptions};
@@ -86,6 +87,23 @@ pub trait Kv: Send + Sync {
                 .await?
                 .into_compact()
         }
+    }
+
+    /// This `Kv` with lease `id` attached to every put that names no lease (etcd's
+    /// `clientv3.WithLease` for a whole handle); see [`WithLease`].
+    ///
+    /// ```no_run
+    /// use revkv_client::Kv;
+    /// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+    /// let lease = client.lease().grant(10).await?;
+    /// client.kv().with_lease(lease.id).put("k", "v").await?;
+    /// # Ok(()) }
+    /// ```
+    fn with_lease(self, id: i64) -> WithLease<Self>
+    where
+        Self: Sized,
+    {
+        WithLease::new(self, id)
     }
 }
 
