@@ -282,11 +282,21 @@ pub struct TxnResponse {
 
 // ---- wire conversions -------------------------------------------------------------
 
+/// The key to send for `key` under `range`: "every key" (an empty key with a prefix
+/// or from-key range) is sent as `\0`, as etcd's `clientv3.WithPrefix`/`WithFromKey`
+/// do, since the server rejects an empty key.
+fn wire_key(key: Vec<u8>, range: &KeyRange) -> Vec<u8> {
+    match range {
+        KeyRange::Prefix | KeyRange::FromKey if key.is_empty() => vec![0],
+        _ => key,
+    }
+}
+
 /// The wire request of a get.
 pub(crate) fn range_request(key: Vec<u8>, o: GetOptions) -> pb::RangeRequest {
     pb::RangeRequest {
         range_end: o.range.range_end(&key),
-        key,
+        key: wire_key(key, &o.range),
         limit: o.limit,
         revision: o.revision,
         sort_order: match o.sort_order {
@@ -327,7 +337,7 @@ pub(crate) fn put_request(key: Vec<u8>, value: Vec<u8>, o: PutOptions) -> pb::Pu
 pub(crate) fn delete_request(key: Vec<u8>, o: DeleteOptions) -> pb::DeleteRangeRequest {
     pb::DeleteRangeRequest {
         range_end: o.range.range_end(&key),
-        key,
+        key: wire_key(key, &o.range),
         prev_kv: o.prev_kv,
     }
 }
@@ -365,7 +375,7 @@ fn compare_request(c: Compare) -> pb::Compare {
         result: result as i32,
         target: target as i32,
         range_end: c.range.range_end(&c.key),
-        key: c.key,
+        key: wire_key(c.key, &c.range),
         target_union: Some(operand),
     }
 }
@@ -464,6 +474,14 @@ mod tests {
         assert_eq!(req.sort_order, pb::range_request::SortOrder::Descend as i32);
         assert_eq!(req.sort_target, pb::range_request::SortTarget::Mod as i32);
         assert!(req.serializable && req.keys_only && !req.count_only);
+    }
+
+    #[test]
+    fn every_key_is_sent_as_nul() {
+        let all = range_request(Vec::new(), GetOptions::new().with_prefix());
+        assert_eq!((all.key, all.range_end), (vec![0], vec![0]));
+        let from = delete_request(Vec::new(), DeleteOptions::new().with_from_key());
+        assert_eq!((from.key, from.range_end), (vec![0], vec![0]));
     }
 
     #[test]
