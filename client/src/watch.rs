@@ -4,7 +4,7 @@
 //! delivered revision + 1, so no event is lost or repeated (see `watch_task`).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use revkv_proto::mvccpb;
@@ -301,12 +301,14 @@ impl WatchClient {
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let (out_tx, out_rx) = mpsc::channel(watch_task::BUFFERED);
         let (created_tx, created_rx) = oneshot::channel();
+        let endpoint = Arc::new(Mutex::new(String::new()));
         tokio::spawn(watch_task::run(
             self.pool.clone(),
             spec,
             ctl_rx,
             out_tx,
             created_tx,
+            endpoint.clone(),
         ));
         let watch_id = created_rx
             .await
@@ -315,6 +317,7 @@ impl WatchClient {
             Watcher {
                 control: ctl_tx,
                 watch_id,
+                endpoint,
             },
             WatchStream { responses: out_rx },
         ))
@@ -337,6 +340,8 @@ impl WatchClient {
 pub struct Watcher {
     control: mpsc::UnboundedSender<Control>,
     watch_id: i64,
+    /// The endpoint the watch is on now (the task moves it on failover).
+    endpoint: Arc<Mutex<String>>,
 }
 
 impl Watcher {
@@ -347,6 +352,19 @@ impl Watcher {
     /// ```
     pub fn watch_id(&self) -> i64 {
         self.watch_id
+    }
+
+    /// The endpoint (`http://host:port`) the watch is currently served by; it moves
+    /// when that member fails.
+    ///
+    /// ```no_run
+    /// # fn f(w: revkv_client::Watcher) { println!("watching via {}", w.endpoint()); }
+    /// ```
+    pub fn endpoint(&self) -> String {
+        self.endpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Cancels the watch: the stream delivers the server's `canceled` response, then

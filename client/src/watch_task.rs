@@ -2,7 +2,7 @@
 //! fails, recreates the watch on another endpoint at the revision after the last one
 //! delivered. [`Resume`] (pure, unit-tested) keeps that revision.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use revkv_proto::etcdserverpb::{
@@ -179,6 +179,7 @@ pub(crate) async fn run(
     mut control: mpsc::UnboundedReceiver<Control>,
     out: mpsc::Sender<Result<WatchResponse>>,
     created: oneshot::Sender<Result<i64>>,
+    serving: Arc<Mutex<String>>,
 ) {
     let mut created = Some(created);
     let mut resume = Resume::new(spec.options.start_revision);
@@ -206,6 +207,10 @@ pub(crate) async fn run(
                 continue;
             }
         };
+        serving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone_from(&endpoint);
         let mut watch_id: Option<i64> = None;
         let mut cancelling = false;
         loop {

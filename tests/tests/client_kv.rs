@@ -212,7 +212,9 @@ async fn namespace_confines_keys_end_to_end() {
     let (_s, client) = start().await;
     let raw = client.kv();
     raw.put("outside", "x").await.expect("put");
-    raw.put("app0", "just past the namespace").await.expect("put");
+    raw.put("app0", "just past the namespace")
+        .await
+        .expect("put");
     let app = Namespace::new(client.kv(), "app/");
     app.put("a", "1").await.expect("put");
     app.put("b", "2").await.expect("put");
@@ -227,7 +229,11 @@ async fn namespace_confines_keys_end_to_end() {
         .get_with("b", GetOptions::new().with_from_key())
         .await
         .expect("from key");
-    assert_eq!(keys(&from.kvs), ["b"], "from-key stays inside the namespace");
+    assert_eq!(
+        keys(&from.kvs),
+        ["b"],
+        "from-key stays inside the namespace"
+    );
 
     let r = app
         .txn(
@@ -272,7 +278,10 @@ async fn retry_ordering_timeout_with_lease_and_traced_end_to_end() {
     let lease = client.lease().grant(60).await.expect("grant");
     let leased = client.kv().with_lease(lease.id);
     leased.put("l", "1").await.expect("put");
-    assert_eq!(client.kv().get("l").await.expect("get").kvs[0].lease, lease.id);
+    assert_eq!(
+        client.kv().get("l").await.expect("get").kvs[0].lease,
+        lease.id
+    );
     let ttl = client
         .lease()
         .time_to_live(lease.id, true)
@@ -289,10 +298,7 @@ async fn retry_ordering_timeout_with_lease_and_traced_end_to_end() {
 async fn composed_stack_end_to_end() {
     let (_s, client) = start().await;
     let kv = Traced::new(Ordering::new(Timeout::new(
-        Namespace::new(
-            Retry::new(client.kv(), RetryPolicy::default()),
-            "stack/",
-        ),
+        Namespace::new(Retry::new(client.kv(), RetryPolicy::default()), "stack/"),
         Duration::from_secs(10),
     )));
     let lease = client.lease().grant(60).await.expect("grant");
@@ -331,8 +337,16 @@ async fn unary_calls_fail_over_past_a_dead_endpoint() {
         let got = kv.get(format!("f/{i}")).await.expect("get fails over");
         assert_eq!(got.kvs[0].version, 1, "each write applied once");
     }
-    client.lease().grant(10).await.expect("lease grant fails over");
-    client.maintenance().status().await.expect("status fails over");
+    client
+        .lease()
+        .grant(10)
+        .await
+        .expect("lease grant fails over");
+    client
+        .maintenance()
+        .status()
+        .await
+        .expect("status fails over");
 
     // Pinned to the dead endpoint, nothing fails over.
     let err = client
