@@ -31,7 +31,10 @@ async fn grant_inspect_list_revoke() {
     assert_eq!(granted.ttl, 60);
     assert!(granted.error.is_empty());
 
-    let chosen = lease.grant_with_id(60, 0x1234).await.expect("grant with id");
+    let chosen = lease
+        .grant_with_id(60, 0x1234)
+        .await
+        .expect("grant with id");
     assert_eq!(chosen.id, 0x1234);
 
     client
@@ -62,8 +65,15 @@ async fn grant_inspect_list_revoke() {
     assert_eq!(ids, want);
 
     lease.revoke(granted.id).await.expect("revoke");
-    assert_eq!(client.kv().get("l/a").await.expect("get").count, 0, "keys go with the lease");
-    let gone = lease.time_to_live(granted.id, false).await.expect("ttl of a revoked lease");
+    assert_eq!(
+        client.kv().get("l/a").await.expect("get").count,
+        0,
+        "keys go with the lease"
+    );
+    let gone = lease
+        .time_to_live(granted.id, false)
+        .await
+        .expect("ttl of a revoked lease");
     assert_eq!(gone.ttl, -1);
 }
 
@@ -73,7 +83,10 @@ async fn missing_lease_errors_are_etcds() {
     let lease = client.lease();
     for err in [
         lease.revoke(0x777).await.expect_err("revoke"),
-        lease.keep_alive_once(0x777).await.expect_err("keep alive once"),
+        lease
+            .keep_alive_once(0x777)
+            .await
+            .expect_err("keep alive once"),
     ] {
         assert_eq!(err.code(), Code::NotFound, "{err:?}");
         assert_eq!(err.message(), "etcdserver: requested lease not found");
@@ -111,7 +124,11 @@ async fn keep_alive_holds_a_lease_past_its_ttl_and_stops_on_drop() {
         .await
         .expect("put");
 
-    let mut keep = client.lease().keep_alive(granted.id).await.expect("keep alive");
+    let mut keep = client
+        .lease()
+        .keep_alive(granted.id)
+        .await
+        .expect("keep alive");
     assert_eq!(keep.id(), granted.id);
     // Hold the lease for more than twice its TTL, reading every renewal.
     let until = Instant::now() + ttl * 2 + Duration::from_secs(1);
@@ -128,15 +145,26 @@ async fn keep_alive_holds_a_lease_past_its_ttl_and_stops_on_drop() {
     }
     assert!(renewals >= 2, "renewed more than once ({renewals})");
     assert_eq!(keep.ttl(), granted.ttl);
-    assert_eq!(client.kv().get("alive").await.expect("get").count, 1, "alive past its TTL");
+    assert_eq!(
+        client.kv().get("alive").await.expect("get").count,
+        1,
+        "alive past its TTL"
+    );
 
     drop(keep);
     let deadline = Instant::now() + WAIT;
     while client.kv().get("alive").await.expect("get").count == 1 {
-        assert!(Instant::now() < deadline, "lease never expired after the keep-alive stopped");
+        assert!(
+            Instant::now() < deadline,
+            "lease never expired after the keep-alive stopped"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let gone = client.lease().time_to_live(granted.id, false).await.expect("ttl");
+    let gone = client
+        .lease()
+        .time_to_live(granted.id, false)
+        .await
+        .expect("ttl");
     assert_eq!(gone.ttl, -1);
 }
 
@@ -144,7 +172,11 @@ async fn keep_alive_holds_a_lease_past_its_ttl_and_stops_on_drop() {
 async fn keep_alive_stream_ends_when_the_lease_is_revoked() {
     let (_s, client) = start().await;
     let granted = client.lease().grant(3).await.expect("grant");
-    let mut keep = client.lease().keep_alive(granted.id).await.expect("keep alive");
+    let mut keep = client
+        .lease()
+        .keep_alive(granted.id)
+        .await
+        .expect("keep alive");
     let first = tokio::time::timeout(WAIT, keep.next())
         .await
         .expect("first renewal in time")
