@@ -3,7 +3,6 @@
 //! (errors, stale headers) and a delay, and a record of every op it received.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -172,18 +171,16 @@ fn apply(s: &mut State, op: Op, rev: i64) -> OpResponse {
 }
 
 impl Kv for FakeKv {
-    fn execute(&self, op: Op) -> impl Future<Output = Result<OpResponse>> + Send {
-        async move {
-            lock(&self.ops).push(op.clone());
-            let delay = *lock(&self.delay);
-            if let Some(d) = delay {
-                tokio::time::sleep(d).await;
-            }
-            let scripted = lock(&self.script).pop_front();
-            match scripted {
-                Some(r) => r,
-                None => Ok(self.apply(op)),
-            }
+    async fn execute(&self, op: Op) -> Result<OpResponse> {
+        lock(&self.ops).push(op.clone());
+        let delay = *lock(&self.delay);
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        let scripted = lock(&self.script).pop_front();
+        match scripted {
+            Some(r) => r,
+            None => Ok(self.apply(op)),
         }
     }
 }

@@ -1,6 +1,5 @@
 //! [`KvClient`]: the [`Kv`] that sends each [`Op`] to the cluster.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use revkv_proto::etcdserverpb::{self as pb, kv_client::KvClient as RawKv};
@@ -43,68 +42,66 @@ impl KvClient {
 }
 
 impl Kv for KvClient {
-    fn execute(&self, op: Op) -> impl Future<Output = Result<OpResponse>> + Send {
-        async move {
-            let repeatable = op.is_read_only();
-            match op {
-                Op::Get { key, options } => {
-                    let req = range_request(key, options);
-                    let r = self
-                        .pool
-                        .call(repeatable, |ch| {
-                            let req = req.clone();
-                            async move { RawKv::new(ch).range(req).await }
-                        })
-                        .await?;
-                    Ok(OpResponse::Get(r.into_inner().into()))
-                }
-                Op::Put {
-                    key,
-                    value,
-                    options,
-                } => {
-                    let req = put_request(key, value, options);
-                    let r = self
-                        .pool
-                        .call(repeatable, |ch| {
-                            let req = req.clone();
-                            async move { RawKv::new(ch).put(req).await }
-                        })
-                        .await?;
-                    Ok(OpResponse::Put(r.into_inner().into()))
-                }
-                Op::Delete { key, options } => {
-                    let req = delete_request(key, options);
-                    let r = self
-                        .pool
-                        .call(repeatable, |ch| {
-                            let req = req.clone();
-                            async move { RawKv::new(ch).delete_range(req).await }
-                        })
-                        .await?;
-                    Ok(OpResponse::Delete(r.into_inner().into()))
-                }
-                Op::Txn(txn) => {
-                    let req = txn_request(txn)?;
-                    let r = self
-                        .pool
-                        .call(repeatable, |ch| {
-                            let req = req.clone();
-                            async move { RawKv::new(ch).txn(req).await }
-                        })
-                        .await?;
-                    Ok(OpResponse::Txn(r.into_inner().into()))
-                }
-                Op::Compact { revision, physical } => {
-                    let req = pb::CompactionRequest { revision, physical };
-                    // Compacting twice to the same revision is harmless (etcd's client
-                    // counts Compact among the repeatable calls).
-                    let r = self
-                        .pool
-                        .call(true, |ch| async move { RawKv::new(ch).compact(req).await })
-                        .await?;
-                    Ok(OpResponse::Compact(r.into_inner().into()))
-                }
+    async fn execute(&self, op: Op) -> Result<OpResponse> {
+        let repeatable = op.is_read_only();
+        match op {
+            Op::Get { key, options } => {
+                let req = range_request(key, options);
+                let r = self
+                    .pool
+                    .call(repeatable, |ch| {
+                        let req = req.clone();
+                        async move { RawKv::new(ch).range(req).await }
+                    })
+                    .await?;
+                Ok(OpResponse::Get(r.into_inner().into()))
+            }
+            Op::Put {
+                key,
+                value,
+                options,
+            } => {
+                let req = put_request(key, value, options);
+                let r = self
+                    .pool
+                    .call(repeatable, |ch| {
+                        let req = req.clone();
+                        async move { RawKv::new(ch).put(req).await }
+                    })
+                    .await?;
+                Ok(OpResponse::Put(r.into_inner().into()))
+            }
+            Op::Delete { key, options } => {
+                let req = delete_request(key, options);
+                let r = self
+                    .pool
+                    .call(repeatable, |ch| {
+                        let req = req.clone();
+                        async move { RawKv::new(ch).delete_range(req).await }
+                    })
+                    .await?;
+                Ok(OpResponse::Delete(r.into_inner().into()))
+            }
+            Op::Txn(txn) => {
+                let req = txn_request(txn)?;
+                let r = self
+                    .pool
+                    .call(repeatable, |ch| {
+                        let req = req.clone();
+                        async move { RawKv::new(ch).txn(req).await }
+                    })
+                    .await?;
+                Ok(OpResponse::Txn(r.into_inner().into()))
+            }
+            Op::Compact { revision, physical } => {
+                let req = pb::CompactionRequest { revision, physical };
+                // Compacting twice to the same revision is harmless (etcd's client
+                // counts Compact among the repeatable calls).
+                let r = self
+                    .pool
+                    .call(true, |ch| async move { RawKv::new(ch).compact(req).await })
+                    .await?;
+                Ok(OpResponse::Compact(r.into_inner().into()))
             }
         }
     }

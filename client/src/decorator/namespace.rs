@@ -185,7 +185,8 @@ mod tests {
     #[test]
     fn ranges_stay_inside_the_namespace() {
         let p = b"app/";
-        let cases: Vec<(&[u8], KeyRange, &[u8], &[u8])> = vec![
+        type Case<'a> = (&'a [u8], KeyRange, &'a [u8], &'a [u8]);
+        let cases: Vec<Case<'_>> = vec![
             (b"a", KeyRange::Single, b"app/a", b""),
             (b"a", KeyRange::Prefix, b"app/a", b"app/b"),
             (b"", KeyRange::Prefix, b"app/", b"app0"),

@@ -2,7 +2,6 @@
 //! `ordering` package does, so a client that fails over to a lagging member never
 //! reads the past after having seen the future.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 
 use crate::error::{Error, Result};
@@ -59,19 +58,17 @@ impl<K: Kv> Ordering<K> {
 }
 
 impl<K: Kv> Kv for Ordering<K> {
-    fn execute(&self, op: Op) -> impl Future<Output = Result<OpResponse>> + Send {
-        async move {
-            // Compare with what was seen before sending: a response to an op that
-            // raced with a newer one is not stale for having lost the race.
-            let before = self.seen();
-            let resp = self.inner.execute(op).await?;
-            let got = resp.header().revision;
-            if got < before {
-                return Err(Error::StaleRevision { seen: before, got });
-            }
-            self.seen.fetch_max(got, AtomicOrdering::AcqRel);
-            Ok(resp)
+    async fn execute(&self, op: Op) -> Result<OpResponse> {
+        // Compare with what was seen before sending: a response to an op that
+        // raced with a newer one is not stale for having lost the race.
+        let before = self.seen();
+        let resp = self.inner.execute(op).await?;
+        let got = resp.header().revision;
+        if got < before {
+            return Err(Error::StaleRevision { seen: before, got });
         }
+        self.seen.fetch_max(got, AtomicOrdering::AcqRel);
+        Ok(resp)
     }
 }
 

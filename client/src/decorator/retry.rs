@@ -2,7 +2,6 @@
 //! reads are repeatable and are retried on `Unavailable`; writes are retried only
 //! when they provably never left the client ([`Error::never_sent`]).
 
-use std::future::Future;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -127,18 +126,16 @@ impl<K: Kv> Retry<K> {
 }
 
 impl<K: Kv> Kv for Retry<K> {
-    fn execute(&self, op: Op) -> impl Future<Output = Result<OpResponse>> + Send {
-        async move {
-            let mut retry = 0;
-            loop {
-                match self.inner.execute(op.clone()).await {
-                    Err(err) if retry + 1 < self.policy.attempts && should_retry(&op, &err) => {
-                        tracing::debug!(error = %err, retry, "retrying");
-                        tokio::time::sleep(self.policy.backoff(retry)).await;
-                        retry += 1;
-                    }
-                    other => return other,
+    async fn execute(&self, op: Op) -> Result<OpResponse> {
+        let mut retry = 0;
+        loop {
+            match self.inner.execute(op.clone()).await {
+                Err(err) if retry + 1 < self.policy.attempts && should_retry(&op, &err) => {
+                    tracing::debug!(error = %err, retry, "retrying");
+                    tokio::time::sleep(self.policy.backoff(retry)).await;
+                    retry += 1;
                 }
+                other => return other,
             }
         }
     }

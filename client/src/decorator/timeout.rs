@@ -1,6 +1,5 @@
 //! [`Timeout`]: a deadline on every op.
 
-use std::future::Future;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -40,12 +39,10 @@ impl<K: Kv> Timeout<K> {
 }
 
 impl<K: Kv> Kv for Timeout<K> {
-    fn execute(&self, op: Op) -> impl Future<Output = Result<OpResponse>> + Send {
-        async move {
-            tokio::time::timeout(self.limit, self.inner.execute(op))
-                .await
-                .map_err(|_| Error::Timeout(self.limit))?
-        }
+    async fn execute(&self, op: Op) -> Result<OpResponse> {
+        tokio::time::timeout(self.limit, self.inner.execute(op))
+            .await
+            .map_err(|_| Error::Timeout(self.limit))?
     }
 }
 
