@@ -9,6 +9,14 @@ use crate::pool::Pool;
 use crate::response::ResponseHeader;
 
 /// One member of the cluster (etcd's `Member`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// for m in client.cluster().member_list().await?.members {
+///     println!("{:x}, {}, {:?}, {:?}, {}", m.id, m.name, m.peer_urls, m.client_urls, m.is_learner);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Member {
     /// Member ID.
@@ -40,6 +48,13 @@ fn members(ms: Vec<pb::Member>) -> Vec<Member> {
 }
 
 /// Answer to a member listing (etcd's `MemberListResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.cluster().member_list().await?;
+/// println!("{} members", r.members.len());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MemberListResponse {
     /// Header.
@@ -49,6 +64,13 @@ pub struct MemberListResponse {
 }
 
 /// Answer to a member add (etcd's `MemberAddResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.cluster().member_add(["http://10.0.0.4:2380"], true).await?;
+/// println!("added {:x}", r.member.id);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MemberAddResponse {
     /// Header.
@@ -60,6 +82,13 @@ pub struct MemberAddResponse {
 }
 
 /// Answer to a member remove (etcd's `MemberRemoveResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.cluster().member_remove(0x1234).await?;
+/// println!("{} left", r.members.len());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MemberRemoveResponse {
     /// Header.
@@ -69,6 +98,12 @@ pub struct MemberRemoveResponse {
 }
 
 /// Answer to a member update (etcd's `MemberUpdateResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.cluster().member_update(0x1234, ["http://10.0.0.4:2380"]).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MemberUpdateResponse {
     /// Header.
@@ -78,6 +113,12 @@ pub struct MemberUpdateResponse {
 }
 
 /// Answer to a learner promotion (etcd's `MemberPromoteResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.cluster().member_promote(0x1234).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MemberPromoteResponse {
     /// Header.

@@ -7,9 +7,23 @@
 use std::time::Duration;
 
 /// Result of every client call.
+///
+/// ```
+/// fn parse(s: &str) -> revkv_client::Result<i64> {
+///     s.parse().map_err(|_| revkv_client::Error::InvalidArgument(format!("bad number {s:?}")))
+/// }
+/// assert!(parse("x").is_err());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything a client call can fail with.
+///
+/// ```
+/// use revkv_client::Error;
+/// let err = Error::from(tonic::Status::out_of_range("etcdserver: mvcc: required revision has been compacted"));
+/// assert_eq!(err.code(), tonic::Code::OutOfRange);
+/// assert!(!err.never_sent());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The server (or the gRPC layer) answered with a status; `message` is etcd's

@@ -10,6 +10,13 @@ use crate::pool::Pool;
 use crate::response::ResponseHeader;
 
 /// Answer to a grant (etcd's `LeaseGrantResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.lease().grant(10).await?;
+/// println!("lease {:016x} granted with TTL({}s)", r.id, r.ttl);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LeaseGrantResponse {
     /// Header.
@@ -23,6 +30,13 @@ pub struct LeaseGrantResponse {
 }
 
 /// Answer to a revoke (etcd's `LeaseRevokeResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.lease().revoke(0x1234).await?;
+/// println!("revoked at revision {}", r.header.revision);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LeaseRevokeResponse {
     /// Header.
@@ -30,6 +44,13 @@ pub struct LeaseRevokeResponse {
 }
 
 /// Answer to one keep-alive (etcd's `LeaseKeepAliveResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.lease().keep_alive_once(0x1234).await?;
+/// println!("lease {:016x} keepalived with TTL({})", r.id, r.ttl);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LeaseKeepAliveResponse {
     /// Header.
@@ -41,6 +62,13 @@ pub struct LeaseKeepAliveResponse {
 }
 
 /// Answer to a time-to-live query (etcd's `LeaseTimeToLiveResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.lease().time_to_live(0x1234, true).await?;
+/// println!("granted {}s, {}s left", r.granted_ttl, r.ttl);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LeaseTimeToLiveResponse {
     /// Header.
@@ -56,6 +84,13 @@ pub struct LeaseTimeToLiveResponse {
 }
 
 /// Answer to a lease listing (etcd's `LeaseLeasesResponse`, IDs flattened).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.lease().leases().await?;
+/// println!("{} leases", r.leases.len());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LeaseLeasesResponse {
     /// Header.

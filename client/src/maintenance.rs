@@ -15,6 +15,13 @@ use crate::pool::Pool;
 use crate::response::ResponseHeader;
 
 /// Answer to a status request (etcd's `StatusResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let s = client.maintenance().status().await?;
+/// println!("{:x} leader {:x} term {} index {}", s.header.member_id, s.leader, s.raft_term, s.raft_index);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StatusResponse {
     /// Header; `member_id` says which member answered.
@@ -40,6 +47,12 @@ pub struct StatusResponse {
 }
 
 /// Answer to a defragmentation (etcd's `DefragmentResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.maintenance().defragment().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DefragmentResponse {
     /// Header.
@@ -47,6 +60,12 @@ pub struct DefragmentResponse {
 }
 
 /// Answer to a leader move (etcd's `MoveLeaderResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.maintenance().move_leader(0x1234).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MoveLeaderResponse {
     /// Header.
@@ -54,6 +73,11 @@ pub struct MoveLeaderResponse {
 }
 
 /// Kind of alarm (etcd's `AlarmType`).
+///
+/// ```
+/// let a = revkv_client::AlarmMember { member_id: 1, alarm: revkv_client::AlarmType::NoSpace };
+/// assert_eq!(a.alarm, revkv_client::AlarmType::NoSpace);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AlarmType {
     /// No alarm; in a request, "any alarm".
@@ -84,6 +108,13 @@ impl AlarmType {
 }
 
 /// What an alarm request does (etcd's `AlarmRequest.AlarmAction`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// use revkv_client::{AlarmAction, AlarmType};
+/// client.maintenance().alarm(AlarmAction::Deactivate, 0, AlarmType::NoSpace).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AlarmAction {
     /// List alarms.
@@ -96,6 +127,11 @@ pub enum AlarmAction {
 }
 
 /// One raised alarm (etcd's `AlarmMember`).
+///
+/// ```
+/// let a = revkv_client::AlarmMember::default();
+/// assert_eq!(a.alarm, revkv_client::AlarmType::None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AlarmMember {
     /// Member the alarm is raised on.
@@ -105,6 +141,14 @@ pub struct AlarmMember {
 }
 
 /// Answer to an alarm request (etcd's `AlarmResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// use revkv_client::{AlarmAction, AlarmType};
+/// let r = client.maintenance().alarm(AlarmAction::Get, 0, AlarmType::None).await?;
+/// println!("{} alarms", r.alarms.len());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AlarmResponse {
     /// Header.
@@ -114,6 +158,13 @@ pub struct AlarmResponse {
 }
 
 /// Answer to a KV hash (etcd's `HashKVResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// let r = client.maintenance().hash_kv(0).await?;
+/// println!("{}", r.hash);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HashKvResponse {
     /// Header.
@@ -125,6 +176,11 @@ pub struct HashKvResponse {
 }
 
 /// One chunk of a snapshot (etcd's `SnapshotResponse`).
+///
+/// ```
+/// let chunk = revkv_client::SnapshotResponse { remaining_bytes: 0, blob: vec![1, 2], ..Default::default() };
+/// assert_eq!(chunk.blob.len(), 2);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SnapshotResponse {
     /// Header.

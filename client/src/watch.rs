@@ -141,6 +141,12 @@ impl WatchOptions {
 }
 
 /// Kind of a watch event (etcd's `mvccpb.Event.EventType`).
+///
+/// ```
+/// use revkv_client::{Event, EventType, KeyValue};
+/// let e = Event { kind: EventType::Delete, kv: KeyValue::default(), prev_kv: None };
+/// assert_eq!(e.kind, EventType::Delete);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
     /// A put.
@@ -150,6 +156,12 @@ pub enum EventType {
 }
 
 /// One change (etcd's `mvccpb.Event`).
+///
+/// ```
+/// use revkv_client::{Event, EventType, KeyValue};
+/// let e = Event { kind: EventType::Put, kv: KeyValue { key: b"k".to_vec(), ..Default::default() }, prev_kv: None };
+/// assert_eq!(e.kv.key, b"k");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Put or delete.
@@ -175,6 +187,11 @@ impl From<mvccpb::Event> for Event {
 }
 
 /// One watch response (etcd's `WatchResponse`).
+///
+/// ```
+/// let r = revkv_client::WatchResponse { canceled: true, compact_revision: 7, ..Default::default() };
+/// assert!(!r.is_progress_notify());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WatchResponse {
     /// Header; for a progress notification its revision says every change up to it
