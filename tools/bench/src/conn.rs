@@ -1,4 +1,5 @@
-//! Dialing the gRPC connections a run uses.
+//! Dialing the connections a run uses: `revkv-client` clients for unary calls, raw
+//! gRPC channels for the streaming workloads.
 //!
 //! `--conns` HTTP/2 connections are opened up front, assigned to the `--endpoints`
 //! round-robin (connection `i` goes to endpoint `i % endpoints`), so a run against
@@ -9,6 +10,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use revkv_client::{Client, ConnectOptions};
 use tonic::transport::{Channel, Endpoint};
 
 /// How long dialing one connection may take before the run gives up.
@@ -64,6 +66,29 @@ pub async fn dial(endpoints: &[String], conns: usize) -> Result<Vec<Channel>> {
             .and_then(|r| r.map_err(anyhow::Error::from))
             .with_context(|| format!("cannot connect to endpoint {url}"))?;
         out.push(channel);
+    }
+    Ok(out)
+}
+
+/// Connects `conns` revkv clients spread over `endpoints`, each pinned to its one
+/// endpoint so the spread is exactly the one asked for.
+///
+/// # Errors
+/// Names the first endpoint that cannot be reached within 3 s.
+pub async fn clients(endpoints: &[String], conns: usize) -> Result<Vec<Client>> {
+    if conns == 0 {
+        bail!("--conns must be at least 1");
+    }
+    let mut out = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let url = endpoint_for(endpoints, i);
+        let opts = ConnectOptions::new()
+            .with_dial_timeout(CONNECT_TIMEOUT)
+            .with_request_timeout(REQUEST_TIMEOUT);
+        let client = Client::connect([url], opts)
+            .await
+            .with_context(|| format!("cannot connect to endpoint {url}"))?;
+        out.push(client);
     }
     Ok(out)
 }

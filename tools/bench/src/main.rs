@@ -110,29 +110,29 @@ async fn execute(cli: Cli) -> Result<Outcome> {
     let outcome = match cli.cmd {
         Cmd::Put(a) => {
             let plan = put::plan(&a, g.clients)?;
-            Outcome::One(put::run(plan, connect(&endpoints, g.conns).await?).await?)
+            Outcome::One(put::run(plan, connect(&endpoints, g.conns, false).await?).await?)
         }
         Cmd::Range(a) => {
             let plan = range::plan(&a, g.clients)?;
-            Outcome::One(range::run(plan, connect(&endpoints, g.conns).await?).await?)
+            Outcome::One(range::run(plan, connect(&endpoints, g.conns, false).await?).await?)
         }
         Cmd::TxnPut(a) => {
             let plan = txn_put::plan(&a, g.clients)?;
-            Outcome::One(txn_put::run(plan, connect(&endpoints, g.conns).await?).await?)
+            Outcome::One(txn_put::run(plan, connect(&endpoints, g.conns, false).await?).await?)
         }
         Cmd::LeaseKeepalive(a) => {
             let plan = lease::plan(&a, g.clients)?;
-            Outcome::One(lease::run(plan, connect(&endpoints, g.conns).await?).await?)
+            Outcome::One(lease::run(plan, connect(&endpoints, g.conns, true).await?).await?)
         }
         Cmd::WatchLatency(a) => {
             let plan = watch_latency::plan(&a)?;
             let (puts, watches) =
-                watch_latency::run(plan, connect(&endpoints, g.conns).await?).await?;
+                watch_latency::run(plan, connect(&endpoints, g.conns, true).await?).await?;
             Outcome::Named(vec![("put", puts), ("watch", watches)], Vec::new())
         }
         Cmd::Watch(a) => {
             let plan = watch::plan(&a)?;
-            let o = watch::run(plan, connect(&endpoints, g.conns).await?).await?;
+            let o = watch::run(plan, connect(&endpoints, g.conns, true).await?).await?;
             let figures = o
                 .rss_per_watcher
                 .map(|b| vec![("server_rss_bytes_per_watcher", b)])
@@ -145,7 +145,7 @@ async fn execute(cli: Cli) -> Result<Outcome> {
         Cmd::Mixed(a) => {
             let plan = mixed::plan(&a, g.clients)?;
             let (all, reads, writes) =
-                mixed::run(plan, connect(&endpoints, g.conns).await?).await?;
+                mixed::run(plan, connect(&endpoints, g.conns, false).await?).await?;
             Outcome::Named(
                 vec![("all", all), ("read", reads), ("write", writes)],
                 Vec::new(),
@@ -155,8 +155,15 @@ async fn execute(cli: Cli) -> Result<Outcome> {
     Ok(outcome)
 }
 
-async fn connect(endpoints: &[String], conns: usize) -> Result<Rpc> {
-    Ok(Rpc::new(conn::dial(endpoints, conns).await?))
+/// `conns` clients (and, for the streaming workloads, `conns` raw connections).
+async fn connect(endpoints: &[String], conns: usize, streaming: bool) -> Result<Rpc> {
+    let clients = conn::clients(endpoints, conns).await?;
+    let channels = if streaming {
+        conn::dial(endpoints, conns).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Rpc::new(clients, channels))
 }
 
 /// The `--json` document: the report's fields plus the command (and, for several

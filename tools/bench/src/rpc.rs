@@ -1,9 +1,13 @@
 //! Every etcd v3 call the benchmark makes, in one place.
 //!
 //! The rest of the tool sees plain methods (`put`, `range`, `txn_put`, …) returning
-//! `Result<_, String>`, where the string is the message errors are counted by. The
-//! calls go through the generated `revkv-proto` clients for now; when `revkv-client`
-//! grows its KV/lease/watch handles, only this module changes.
+//! `Result<_, String>`, where the string is the message errors are counted by.
+//! Unary calls go through `revkv-client` (one `Client` per `--conns` connection), the
+//! same client applications use. The two streaming workloads drive the wire directly
+//! over their own connections: `lease-keepalive` times each renewal on one long-lived
+//! stream (the client's `KeepAlive` renews on its own schedule), and `watch` packs many
+//! watchers onto one stream as etcd's benchmark does (the client opens a stream per
+//! watch).
 //!
 //! Requests rotate over the connections (one atomic counter), so `--clients` more than
 //! `--conns` share connections evenly, as etcd's benchmark shares its clients.
@@ -11,10 +15,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use revkv_client::{Client, GetOptions, Kv, Op, PutOptions, Txn};
 use revkv_proto::etcdserverpb::{
-    kv_client::KvClient, lease_client::LeaseClient, request_op, watch_client::WatchClient,
-    watch_request, LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, RangeRequest, RequestOp,
-    TxnRequest, WatchCreateRequest, WatchRequest, WatchResponse,
+    lease_client::LeaseClient, watch_client::WatchClient, watch_request, LeaseKeepAliveRequest,
+    WatchCreateRequest, WatchRequest, WatchResponse,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -27,50 +31,70 @@ pub type RpcError = String;
 /// Renders a gRPC status the way etcd's Go client prints it: etcd's own errors by
 /// their message (`etcdserver: request timed out`), anything else with its code.
 pub fn describe(status: &Status) -> RpcError {
-    let msg = status.message();
+    describe_parts(status.code(), status.message())
+}
+
+/// [`describe`] for an error from `revkv-client`.
+pub fn describe_client(err: &revkv_client::Error) -> RpcError {
+    describe_parts(err.code(), &err.message())
+}
+
+fn describe_parts(code: tonic::Code, msg: &str) -> RpcError {
     if msg.starts_with("etcdserver:") || msg.starts_with("mvcc:") {
         msg.to_owned()
     } else {
-        format!("rpc error: code = {:?} desc = {msg}", status.code())
+        format!("rpc error: code = {code:?} desc = {msg}")
     }
 }
 
 /// Handle over the run's connections; cheap to clone into every client task.
 #[derive(Clone)]
 pub struct Rpc {
+    /// One client per connection, for unary calls.
+    clients: Arc<[Client]>,
+    /// Raw connections for the streaming workloads (empty for the others).
     channels: Arc<[Channel]>,
     next: Arc<AtomicUsize>,
 }
 
 impl Rpc {
     /// # Panics
-    /// If `channels` is empty (the caller dials at least one).
-    pub fn new(channels: Vec<Channel>) -> Self {
-        assert!(!channels.is_empty(), "Rpc needs at least one connection");
+    /// If `clients` is empty (the caller connects at least one).
+    pub fn new(clients: Vec<Client>, channels: Vec<Channel>) -> Self {
+        assert!(!clients.is_empty(), "Rpc needs at least one connection");
         Rpc {
+            clients: clients.into(),
             channels: channels.into(),
             next: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// The next connection, round-robin.
-    fn channel(&self) -> Channel {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-        self.channels[i].clone()
+    fn turn(&self, len: usize) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % len.max(1)
+    }
+
+    /// The next client, round-robin.
+    fn client(&self) -> &Client {
+        &self.clients[self.turn(self.clients.len())]
+    }
+
+    /// The next raw connection, round-robin.
+    fn channel(&self) -> Result<Channel, RpcError> {
+        if self.channels.is_empty() {
+            return Err("no streaming connection was dialed for this workload".to_owned());
+        }
+        Ok(self.channels[self.turn(self.channels.len())].clone())
     }
 
     /// Put; returns the revision of the write.
     pub async fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<i64, RpcError> {
-        let req = PutRequest {
-            key,
-            value,
-            ..Default::default()
-        };
-        let resp = KvClient::new(self.channel())
-            .put(req)
+        let resp = self
+            .client()
+            .kv()
+            .put(key, value)
             .await
-            .map_err(|s| describe(&s))?;
-        Ok(resp.into_inner().header.map_or(0, |h| h.revision))
+            .map_err(|e| describe_client(&e))?;
+        Ok(resp.header.revision)
     }
 
     /// Range over `[key, end)` (just `key` when `end` is empty).
@@ -80,49 +104,44 @@ impl Rpc {
         range_end: Vec<u8>,
         serializable: bool,
     ) -> Result<(), RpcError> {
-        let req = RangeRequest {
-            key,
-            range_end,
-            serializable,
-            ..Default::default()
-        };
-        KvClient::new(self.channel())
-            .range(req)
+        let mut opts = GetOptions::new();
+        if !range_end.is_empty() {
+            opts = opts.with_range(range_end);
+        }
+        if serializable {
+            opts = opts.with_serializable();
+        }
+        self.client()
+            .kv()
+            .get_with(key, opts)
             .await
-            .map_err(|s| describe(&s))?;
+            .map_err(|e| describe_client(&e))?;
         Ok(())
     }
 
     /// A Txn without compares whose success branch puts every pair.
     pub async fn txn_put(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), RpcError> {
-        let success = pairs
-            .into_iter()
-            .map(|(key, value)| RequestOp {
-                request: Some(request_op::Request::RequestPut(PutRequest {
-                    key,
-                    value,
-                    ..Default::default()
-                })),
-            })
-            .collect();
-        let req = TxnRequest {
-            success,
-            ..Default::default()
-        };
-        KvClient::new(self.channel())
-            .txn(req)
+        let txn = Txn::new().and_then(
+            pairs
+                .into_iter()
+                .map(|(key, value)| Op::put(key, value, PutOptions::new())),
+        );
+        self.client()
+            .kv()
+            .txn(txn)
             .await
-            .map_err(|s| describe(&s))?;
+            .map_err(|e| describe_client(&e))?;
         Ok(())
     }
 
     /// Grants a lease with `ttl` seconds; returns its id.
     pub async fn lease_grant(&self, ttl: i64) -> Result<i64, RpcError> {
-        let resp = LeaseClient::new(self.channel())
-            .lease_grant(LeaseGrantRequest { ttl, id: 0 })
+        let resp = self
+            .client()
+            .lease()
+            .grant(ttl)
             .await
-            .map_err(|s| describe(&s))?
-            .into_inner();
+            .map_err(|e| describe_client(&e))?;
         if !resp.error.is_empty() {
             return Err(resp.error);
         }
@@ -139,7 +158,7 @@ impl Rpc {
         tx.send(LeaseKeepAliveRequest { id })
             .await
             .map_err(|_| "keep-alive stream closed".to_owned())?;
-        let resp = LeaseClient::new(self.channel())
+        let resp = LeaseClient::new(self.channel()?)
             .lease_keep_alive(ReceiverStream::new(rx))
             .await
             .map_err(|s| describe(&s))?;
@@ -174,7 +193,7 @@ impl Rpc {
                 .await
                 .map_err(|_| "watch stream closed before create".to_owned())?;
         }
-        let mut stream = WatchClient::new(self.channel())
+        let mut stream = WatchClient::new(self.channel()?)
             .watch(ReceiverStream::new(rx))
             .await
             .map_err(|s| describe(&s))?
