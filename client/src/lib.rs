@@ -1,16 +1,67 @@
 //! Rust client for revkv — and for etcd, since revkv speaks etcd's v3 API.
 //!
+//! [`Client::connect`] opens channels to several endpoints and hands out one handle
+//! per etcd service: [`Client::kv`], [`Client::watch`], [`Client::lease`],
+//! [`Client::cluster`], [`Client::maintenance`]. Unary calls fail over between
+//! endpoints; watches resume on another member without losing or repeating events;
+//! [`KeepAlive`] renews a lease in the background.
+//!
 //! KV calls all go through one funnel, [`Kv::execute`], so behaviour is added by
-//! wrapping: a decorator is a small type around another [`Kv`].
+//! wrapping: a decorator is a small type around another [`Kv`] ([`Namespace`],
+//! [`Retry`], [`Ordering`], [`Timeout`], [`WithLease`], [`Traced`]).
+//!
+//! ```no_run
+//! use revkv_client::{Client, ConnectOptions, Kv, Namespace, Retry, RetryPolicy};
+//!
+//! # async fn f() -> revkv_client::Result<()> {
+//! let client = Client::connect(["127.0.0.1:2379"], ConnectOptions::new()).await?;
+//! let kv = Namespace::new(Retry::new(client.kv(), RetryPolicy::default()), "app/");
+//! kv.put("k", "v").await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
 
+mod client;
+mod cluster;
+pub mod decorator;
+mod endpoints;
 mod error;
+mod keepalive;
 mod kv;
+mod kv_client;
+mod lease;
+mod maintenance;
 mod op;
 mod options;
+mod pool;
 mod response;
+mod watch;
+mod watch_task;
 
+#[cfg(test)]
+mod fake;
+
+pub use client::{Client, ConnectOptions};
+pub use cluster::{
+    ClusterClient, Member, MemberAddResponse, MemberListResponse, MemberPromoteResponse,
+    MemberRemoveResponse, MemberUpdateResponse,
+};
+pub use decorator::{
+    op_kind, should_retry, Namespace, Ordering, Retry, RetryPolicy, Timeout, Traced, WithLease,
+};
+pub use endpoints::{normalize_endpoint, resolve_endpoints};
 pub use error::{Error, Result};
+pub use keepalive::KeepAlive;
 pub use kv::Kv;
+pub use kv_client::KvClient;
+pub use lease::{
+    LeaseClient, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse,
+};
+pub use maintenance::{
+    AlarmAction, AlarmMember, AlarmResponse, AlarmType, DefragmentResponse, HashKvResponse,
+    MaintenanceClient, MoveLeaderResponse, SnapshotResponse, SnapshotStream, StatusResponse,
+};
 pub use op::{Compare, CompareOp, CompareTarget, Op, OpResponse, Txn, TxnResponse};
 pub use options::{
     prefix_end, DeleteOptions, GetOptions, KeyRange, PutOptions, SortOrder, SortTarget,
@@ -20,3 +71,4 @@ pub use response::{
 };
 /// The wire types, for callers that need a message the plain types do not carry.
 pub use revkv_proto as proto;
+pub use watch::{Event, EventType, WatchClient, WatchOptions, WatchResponse, WatchStream, Watcher};

@@ -12,6 +12,12 @@ use crate::response::{
 };
 
 /// One KV request.
+///
+/// ```
+/// use revkv_client::{GetOptions, Op};
+/// let op = Op::get("k", GetOptions::new().with_prefix());
+/// assert!(op.is_read_only());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Read one key or a range.
@@ -50,6 +56,11 @@ pub enum Op {
 
 impl Op {
     /// A get of `key`.
+    ///
+    /// ```
+    /// let op = revkv_client::Op::get("k", Default::default());
+    /// assert!(matches!(op, revkv_client::Op::Get { .. }));
+    /// ```
     pub fn get(key: impl Into<Vec<u8>>, options: GetOptions) -> Op {
         Op::Get {
             key: key.into(),
@@ -57,6 +68,11 @@ impl Op {
         }
     }
     /// A put of `key` = `value`.
+    ///
+    /// ```
+    /// let op = revkv_client::Op::put("k", "v", Default::default());
+    /// assert!(!op.is_read_only());
+    /// ```
     pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, options: PutOptions) -> Op {
         Op::Put {
             key: key.into(),
@@ -65,6 +81,11 @@ impl Op {
         }
     }
     /// A delete of `key`.
+    ///
+    /// ```
+    /// let op = revkv_client::Op::delete("k", revkv_client::DeleteOptions::new().with_prefix());
+    /// assert!(!op.is_read_only());
+    /// ```
     pub fn delete(key: impl Into<Vec<u8>>, options: DeleteOptions) -> Op {
         Op::Delete {
             key: key.into(),
@@ -72,6 +93,12 @@ impl Op {
         }
     }
     /// Whether retrying this op after it may have reached the server is safe.
+    ///
+    /// ```
+    /// use revkv_client::{GetOptions, Op, Txn};
+    /// let read = Op::Txn(Txn::new().and_then([Op::get("k", GetOptions::new())]));
+    /// assert!(read.is_read_only());
+    /// ```
     pub fn is_read_only(&self) -> bool {
         match self {
             Op::Get { .. } => true,
@@ -82,6 +109,12 @@ impl Op {
 }
 
 /// The answer to an [`Op`], of the same kind.
+///
+/// ```
+/// use revkv_client::{OpResponse, PutResponse};
+/// let r = OpResponse::Put(PutResponse::default());
+/// assert!(r.into_put().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpResponse {
     /// Answer to [`Op::Get`].
@@ -98,6 +131,11 @@ pub enum OpResponse {
 
 impl OpResponse {
     /// The header of the response.
+    ///
+    /// ```
+    /// let r = revkv_client::OpResponse::Get(Default::default());
+    /// assert_eq!(r.header().revision, 0);
+    /// ```
     pub fn header(&self) -> &ResponseHeader {
         match self {
             OpResponse::Get(r) => &r.header,
@@ -108,6 +146,11 @@ impl OpResponse {
         }
     }
     /// The get response, or an error if this is another kind.
+    ///
+    /// ```
+    /// let r = revkv_client::OpResponse::Get(Default::default());
+    /// assert!(r.into_get().is_ok());
+    /// ```
     pub fn into_get(self) -> Result<GetResponse> {
         match self {
             OpResponse::Get(r) => Ok(r),
@@ -115,6 +158,11 @@ impl OpResponse {
         }
     }
     /// The put response, or an error if this is another kind.
+    ///
+    /// ```
+    /// let r = revkv_client::OpResponse::Get(Default::default());
+    /// assert!(r.into_put().is_err());
+    /// ```
     pub fn into_put(self) -> Result<PutResponse> {
         match self {
             OpResponse::Put(r) => Ok(r),
@@ -122,6 +170,11 @@ impl OpResponse {
         }
     }
     /// The delete response, or an error if this is another kind.
+    ///
+    /// ```
+    /// let r = revkv_client::OpResponse::Delete(Default::default());
+    /// assert!(r.into_delete().is_ok());
+    /// ```
     pub fn into_delete(self) -> Result<DeleteResponse> {
         match self {
             OpResponse::Delete(r) => Ok(r),
@@ -129,6 +182,11 @@ impl OpResponse {
         }
     }
     /// The txn response, or an error if this is another kind.
+    ///
+    /// ```
+    /// let r = revkv_client::OpResponse::Txn(Default::default());
+    /// assert!(r.into_txn().is_ok());
+    /// ```
     pub fn into_txn(self) -> Result<TxnResponse> {
         match self {
             OpResponse::Txn(r) => Ok(r),
@@ -136,6 +194,11 @@ impl OpResponse {
         }
     }
     /// The compaction response, or an error if this is another kind.
+    ///
+    /// ```
+    /// let r = revkv_client::OpResponse::Compact(Default::default());
+    /// assert!(r.into_compact().is_ok());
+    /// ```
     pub fn into_compact(self) -> Result<CompactResponse> {
         match self {
             OpResponse::Compact(r) => Ok(r),
@@ -145,6 +208,12 @@ impl OpResponse {
 }
 
 /// How a [`Compare`] compares.
+///
+/// ```
+/// use revkv_client::{Compare, CompareOp};
+/// let c = Compare::version("k", CompareOp::NotEqual, 0);
+/// assert_eq!(c.op, CompareOp::NotEqual);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompareOp {
     /// `=`
@@ -158,6 +227,12 @@ pub enum CompareOp {
 }
 
 /// What a [`Compare`] looks at, with the operand.
+///
+/// ```
+/// use revkv_client::{Compare, CompareOp, CompareTarget};
+/// let c = Compare::lease("k", CompareOp::Equal, 7);
+/// assert_eq!(c.target, CompareTarget::Lease(7));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompareTarget {
     /// The key's version.
@@ -173,6 +248,12 @@ pub enum CompareTarget {
 }
 
 /// One guard of a [`Txn`] (etcd's `Compare`).
+///
+/// ```
+/// use revkv_client::{Compare, CompareOp};
+/// let c = Compare::value("k", CompareOp::Equal, "v");
+/// assert_eq!(c.key, b"k");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compare {
     /// The key (start of the range).
@@ -187,22 +268,47 @@ pub struct Compare {
 
 impl Compare {
     /// `version(key) op version`.
+    ///
+    /// ```
+    /// let c = revkv_client::Compare::version("k", revkv_client::CompareOp::Equal, 0);
+    /// assert_eq!(c.target, revkv_client::CompareTarget::Version(0));
+    /// ```
     pub fn version(key: impl Into<Vec<u8>>, op: CompareOp, version: i64) -> Self {
         Self::new(key, op, CompareTarget::Version(version))
     }
     /// `create_revision(key) op rev`.
+    ///
+    /// ```
+    /// let c = revkv_client::Compare::create_revision("k", revkv_client::CompareOp::Less, 5);
+    /// assert_eq!(c.target, revkv_client::CompareTarget::CreateRevision(5));
+    /// ```
     pub fn create_revision(key: impl Into<Vec<u8>>, op: CompareOp, rev: i64) -> Self {
         Self::new(key, op, CompareTarget::CreateRevision(rev))
     }
     /// `mod_revision(key) op rev`.
+    ///
+    /// ```
+    /// let c = revkv_client::Compare::mod_revision("k", revkv_client::CompareOp::Greater, 5);
+    /// assert_eq!(c.target, revkv_client::CompareTarget::ModRevision(5));
+    /// ```
     pub fn mod_revision(key: impl Into<Vec<u8>>, op: CompareOp, rev: i64) -> Self {
         Self::new(key, op, CompareTarget::ModRevision(rev))
     }
     /// `value(key) op value`.
+    ///
+    /// ```
+    /// let c = revkv_client::Compare::value("k", revkv_client::CompareOp::Equal, "v");
+    /// assert_eq!(c.target, revkv_client::CompareTarget::Value(b"v".to_vec()));
+    /// ```
     pub fn value(key: impl Into<Vec<u8>>, op: CompareOp, value: impl Into<Vec<u8>>) -> Self {
         Self::new(key, op, CompareTarget::Value(value.into()))
     }
     /// `lease(key) op id`.
+    ///
+    /// ```
+    /// let c = revkv_client::Compare::lease("k", revkv_client::CompareOp::Equal, 1);
+    /// assert_eq!(c.target, revkv_client::CompareTarget::Lease(1));
+    /// ```
     pub fn lease(key: impl Into<Vec<u8>>, op: CompareOp, id: i64) -> Self {
         Self::new(key, op, CompareTarget::Lease(id))
     }
@@ -215,11 +321,21 @@ impl Compare {
         }
     }
     /// Apply the guard to every key with the key as prefix.
+    ///
+    /// ```
+    /// let c = revkv_client::Compare::version("a/", revkv_client::CompareOp::Greater, 0).with_prefix();
+    /// assert_eq!(c.range, revkv_client::KeyRange::Prefix);
+    /// ```
     pub fn with_prefix(mut self) -> Self {
         self.range = KeyRange::Prefix;
         self
     }
     /// Apply the guard to `[key, end)`.
+    ///
+    /// ```
+    /// let c = revkv_client::Compare::version("a", revkv_client::CompareOp::Greater, 0).with_range("c");
+    /// assert_eq!(c.range, revkv_client::KeyRange::End(b"c".to_vec()));
+    /// ```
     pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
         self.range = KeyRange::End(end.into());
         self
@@ -249,20 +365,42 @@ pub struct Txn {
 
 impl Txn {
     /// An empty transaction.
+    ///
+    /// ```
+    /// assert!(revkv_client::Txn::new().compare.is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
     /// Adds guards.
+    ///
+    /// ```
+    /// use revkv_client::{Compare, CompareOp, Txn};
+    /// let t = Txn::new().when([Compare::version("k", CompareOp::Equal, 0)]);
+    /// assert_eq!(t.compare.len(), 1);
+    /// ```
     pub fn when(mut self, compare: impl IntoIterator<Item = Compare>) -> Self {
         self.compare.extend(compare);
         self
     }
     /// Adds ops run when the guards hold.
+    ///
+    /// ```
+    /// use revkv_client::{Op, Txn};
+    /// let t = Txn::new().and_then([Op::put("k", "v", Default::default())]);
+    /// assert_eq!(t.success.len(), 1);
+    /// ```
     pub fn and_then(mut self, ops: impl IntoIterator<Item = Op>) -> Self {
         self.success.extend(ops);
         self
     }
     /// Adds ops run when a guard fails.
+    ///
+    /// ```
+    /// use revkv_client::{GetOptions, Op, Txn};
+    /// let t = Txn::new().or_else([Op::get("k", GetOptions::new())]);
+    /// assert_eq!(t.failure.len(), 1);
+    /// ```
     pub fn or_else(mut self, ops: impl IntoIterator<Item = Op>) -> Self {
         self.failure.extend(ops);
         self
@@ -270,6 +408,16 @@ impl Txn {
 }
 
 /// Answer to a [`Txn`] (etcd's `TxnResponse`).
+///
+/// ```
+/// use revkv_client::{GetResponse, KeyValue, OpResponse, TxnResponse};
+/// let r = TxnResponse {
+///     succeeded: true,
+///     responses: vec![OpResponse::Get(GetResponse { kvs: vec![KeyValue::default()], ..Default::default() })],
+///     ..Default::default()
+/// };
+/// assert_eq!(r.kvs().count(), 1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TxnResponse {
     /// Header.
@@ -282,11 +430,21 @@ pub struct TxnResponse {
 
 // ---- wire conversions -------------------------------------------------------------
 
+/// The key to send for `key` under `range`: "every key" (an empty key with a prefix
+/// or from-key range) is sent as `\0`, as etcd's `clientv3.WithPrefix`/`WithFromKey`
+/// do, since the server rejects an empty key.
+fn wire_key(key: Vec<u8>, range: &KeyRange) -> Vec<u8> {
+    match range {
+        KeyRange::Prefix | KeyRange::FromKey if key.is_empty() => vec![0],
+        _ => key,
+    }
+}
+
 /// The wire request of a get.
 pub(crate) fn range_request(key: Vec<u8>, o: GetOptions) -> pb::RangeRequest {
     pb::RangeRequest {
         range_end: o.range.range_end(&key),
-        key,
+        key: wire_key(key, &o.range),
         limit: o.limit,
         revision: o.revision,
         sort_order: match o.sort_order {
@@ -327,7 +485,7 @@ pub(crate) fn put_request(key: Vec<u8>, value: Vec<u8>, o: PutOptions) -> pb::Pu
 pub(crate) fn delete_request(key: Vec<u8>, o: DeleteOptions) -> pb::DeleteRangeRequest {
     pb::DeleteRangeRequest {
         range_end: o.range.range_end(&key),
-        key,
+        key: wire_key(key, &o.range),
         prev_kv: o.prev_kv,
     }
 }
@@ -365,7 +523,7 @@ fn compare_request(c: Compare) -> pb::Compare {
         result: result as i32,
         target: target as i32,
         range_end: c.range.range_end(&c.key),
-        key: c.key,
+        key: wire_key(c.key, &c.range),
         target_union: Some(operand),
     }
 }
@@ -433,6 +591,11 @@ impl From<pb::TxnResponse> for TxnResponse {
 impl TxnResponse {
     /// Every key-value the gets of the branch returned, in order (a convenience for
     /// the common "guard then read" txn).
+    ///
+    /// ```
+    /// let r = revkv_client::TxnResponse::default();
+    /// assert_eq!(r.kvs().count(), 0);
+    /// ```
     pub fn kvs(&self) -> impl Iterator<Item = &KeyValue> {
         self.responses.iter().flat_map(|r| match r {
             OpResponse::Get(g) => g.kvs.as_slice(),
@@ -464,6 +627,14 @@ mod tests {
         assert_eq!(req.sort_order, pb::range_request::SortOrder::Descend as i32);
         assert_eq!(req.sort_target, pb::range_request::SortTarget::Mod as i32);
         assert!(req.serializable && req.keys_only && !req.count_only);
+    }
+
+    #[test]
+    fn every_key_is_sent_as_nul() {
+        let all = range_request(Vec::new(), GetOptions::new().with_prefix());
+        assert_eq!((all.key, all.range_end), (vec![0], vec![0]));
+        let from = delete_request(Vec::new(), DeleteOptions::new().with_from_key());
+        assert_eq!((from.key, from.range_end), (vec![0], vec![0]));
     }
 
     #[test]

@@ -13,6 +13,11 @@
 ///
 /// Kept symbolic (rather than as a computed `range_end`) until the request is sent,
 /// so the `Namespace` decorator can prefix a prefix or a from-key range correctly.
+///
+/// ```
+/// let r = revkv_client::KeyRange::End(b"c".to_vec());
+/// assert_eq!(r.range_end(b"a"), b"c");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum KeyRange {
     /// Just the key.
@@ -41,6 +46,11 @@ impl KeyRange {
 
 /// The smallest key greater than every key starting with `prefix`; `[0]` (no end,
 /// as etcd spells "to the end of the keyspace") when `prefix` is all `0xff`.
+///
+/// ```
+/// assert_eq!(revkv_client::prefix_end(b"app/"), b"app0");
+/// assert_eq!(revkv_client::prefix_end(b"\xff"), vec![0]);
+/// ```
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
@@ -53,6 +63,11 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 /// Order of the keys a get returns (etcd's `RangeRequest.SortOrder`).
+///
+/// ```
+/// let o = revkv_client::GetOptions::new().with_sort(revkv_client::SortTarget::Key, revkv_client::SortOrder::Descend);
+/// assert_eq!(o.sort_order, revkv_client::SortOrder::Descend);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortOrder {
     /// Server order (by key, ascending).
@@ -65,6 +80,11 @@ pub enum SortOrder {
 }
 
 /// Field a get sorts by (etcd's `RangeRequest.SortTarget`).
+///
+/// ```
+/// let o = revkv_client::GetOptions::new().with_sort(revkv_client::SortTarget::Version, revkv_client::SortOrder::Ascend);
+/// assert_eq!(o.sort_target, revkv_client::SortTarget::Version);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortTarget {
     /// The key.
@@ -81,6 +101,11 @@ pub enum SortTarget {
 }
 
 /// Options of a get (etcd's `RangeRequest`).
+///
+/// ```
+/// let o = revkv_client::GetOptions::new().with_prefix().with_limit(10);
+/// assert_eq!(o.limit, 10);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GetOptions {
     /// Keys covered.
@@ -111,71 +136,141 @@ pub struct GetOptions {
 
 impl GetOptions {
     /// Defaults: one key, latest revision, linearizable.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new();
+    /// assert_eq!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
     /// Every key with the key as prefix.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_prefix();
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_prefix(mut self) -> Self {
         self.range = KeyRange::Prefix;
         self
     }
     /// Every key `>=` the key.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_from_key();
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_from_key(mut self) -> Self {
         self.range = KeyRange::FromKey;
         self
     }
     /// `[key, end)`.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_range("b");
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
         self.range = KeyRange::End(end.into());
         self
     }
     /// Read at `revision`.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_revision(5);
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_revision(mut self, revision: i64) -> Self {
         self.revision = revision;
         self
     }
     /// At most `limit` keys.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_limit(10);
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_limit(mut self, limit: i64) -> Self {
         self.limit = limit;
         self
     }
     /// Sort by `target` in `order`.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_sort(revkv_client::SortTarget::Mod, revkv_client::SortOrder::Descend);
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_sort(mut self, target: SortTarget, order: SortOrder) -> Self {
         self.sort_target = target;
         self.sort_order = order;
         self
     }
     /// Serializable (local) read.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_serializable();
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_serializable(mut self) -> Self {
         self.serializable = true;
         self
     }
     /// Keys only.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_keys_only();
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_keys_only(mut self) -> Self {
         self.keys_only = true;
         self
     }
     /// Count only.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_count_only();
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_count_only(mut self) -> Self {
         self.count_only = true;
         self
     }
     /// Only keys modified at or after `rev`.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_min_mod_revision(3);
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_min_mod_revision(mut self, rev: i64) -> Self {
         self.min_mod_revision = rev;
         self
     }
     /// Only keys modified at or before `rev`.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_max_mod_revision(3);
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_max_mod_revision(mut self, rev: i64) -> Self {
         self.max_mod_revision = rev;
         self
     }
     /// Only keys created at or after `rev`.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_min_create_revision(3);
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_min_create_revision(mut self, rev: i64) -> Self {
         self.min_create_revision = rev;
         self
     }
     /// Only keys created at or before `rev`.
+    ///
+    /// ```
+    /// let o = revkv_client::GetOptions::new().with_max_create_revision(3);
+    /// assert_ne!(o, revkv_client::GetOptions::default());
+    /// ```
     pub fn with_max_create_revision(mut self, rev: i64) -> Self {
         self.max_create_revision = rev;
         self
@@ -183,6 +278,11 @@ impl GetOptions {
 }
 
 /// Options of a put (etcd's `PutRequest`).
+///
+/// ```
+/// let o = revkv_client::PutOptions::new().with_prev_kv();
+/// assert!(o.prev_kv);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PutOptions {
     /// Attach the key to this lease (0 = none).
@@ -197,25 +297,50 @@ pub struct PutOptions {
 
 impl PutOptions {
     /// Defaults: no lease, no previous key-value.
+    ///
+    /// ```
+    /// let o = revkv_client::PutOptions::new();
+    /// assert_eq!(o, revkv_client::PutOptions::default());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
     /// Attach to lease `id`.
+    ///
+    /// ```
+    /// let o = revkv_client::PutOptions::new().with_lease(0x1234);
+    /// assert_ne!(o, revkv_client::PutOptions::default());
+    /// ```
     pub fn with_lease(mut self, id: i64) -> Self {
         self.lease = id;
         self
     }
     /// Return the previous key-value.
+    ///
+    /// ```
+    /// let o = revkv_client::PutOptions::new().with_prev_kv();
+    /// assert_ne!(o, revkv_client::PutOptions::default());
+    /// ```
     pub fn with_prev_kv(mut self) -> Self {
         self.prev_kv = true;
         self
     }
     /// Keep the current value.
+    ///
+    /// ```
+    /// let o = revkv_client::PutOptions::new().with_ignore_value();
+    /// assert_ne!(o, revkv_client::PutOptions::default());
+    /// ```
     pub fn with_ignore_value(mut self) -> Self {
         self.ignore_value = true;
         self
     }
     /// Keep the current lease.
+    ///
+    /// ```
+    /// let o = revkv_client::PutOptions::new().with_ignore_lease();
+    /// assert_ne!(o, revkv_client::PutOptions::default());
+    /// ```
     pub fn with_ignore_lease(mut self) -> Self {
         self.ignore_lease = true;
         self
@@ -223,6 +348,11 @@ impl PutOptions {
 }
 
 /// Options of a delete (etcd's `DeleteRangeRequest`).
+///
+/// ```
+/// let o = revkv_client::DeleteOptions::new().with_prefix().with_prev_kv();
+/// assert!(o.prev_kv);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeleteOptions {
     /// Keys covered.
@@ -233,25 +363,50 @@ pub struct DeleteOptions {
 
 impl DeleteOptions {
     /// Defaults: one key.
+    ///
+    /// ```
+    /// let o = revkv_client::DeleteOptions::new();
+    /// assert_eq!(o, revkv_client::DeleteOptions::default());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
     /// Every key with the key as prefix.
+    ///
+    /// ```
+    /// let o = revkv_client::DeleteOptions::new().with_prefix();
+    /// assert_ne!(o, revkv_client::DeleteOptions::default());
+    /// ```
     pub fn with_prefix(mut self) -> Self {
         self.range = KeyRange::Prefix;
         self
     }
     /// Every key `>=` the key.
+    ///
+    /// ```
+    /// let o = revkv_client::DeleteOptions::new().with_from_key();
+    /// assert_ne!(o, revkv_client::DeleteOptions::default());
+    /// ```
     pub fn with_from_key(mut self) -> Self {
         self.range = KeyRange::FromKey;
         self
     }
     /// `[key, end)`.
+    ///
+    /// ```
+    /// let o = revkv_client::DeleteOptions::new().with_range("b");
+    /// assert_ne!(o, revkv_client::DeleteOptions::default());
+    /// ```
     pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
         self.range = KeyRange::End(end.into());
         self
     }
     /// Return the deleted key-values.
+    ///
+    /// ```
+    /// let o = revkv_client::DeleteOptions::new().with_prev_kv();
+    /// assert_ne!(o, revkv_client::DeleteOptions::default());
+    /// ```
     pub fn with_prev_kv(mut self) -> Self {
         self.prev_kv = true;
         self

@@ -6,6 +6,11 @@
 use revkv_proto::{etcdserverpb as pb, mvccpb};
 
 /// Who answered and at which point of the history (etcd's `ResponseHeader`).
+///
+/// ```
+/// let h = revkv_client::ResponseHeader { revision: 5, ..Default::default() };
+/// assert_eq!(h.revision, 5);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ResponseHeader {
     /// ID of the cluster that answered.
@@ -31,6 +36,11 @@ impl From<Option<pb::ResponseHeader>> for ResponseHeader {
 }
 
 /// One key at one revision (etcd's `mvccpb.KeyValue`).
+///
+/// ```
+/// let kv = revkv_client::KeyValue { key: b"k".to_vec(), version: 1, ..Default::default() };
+/// assert_eq!(kv.version, 1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeyValue {
     /// The key.
@@ -74,6 +84,14 @@ impl From<KeyValue> for mvccpb::KeyValue {
 }
 
 /// Answer to a get (etcd's `RangeResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// use revkv_client::Kv;
+/// let r = client.kv().get("k").await?;
+/// println!("{} keys at revision {}", r.count, r.header.revision);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GetResponse {
     /// Header.
@@ -98,6 +116,14 @@ impl From<pb::RangeResponse> for GetResponse {
 }
 
 /// Answer to a put (etcd's `PutResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// use revkv_client::{Kv, PutOptions};
+/// let r = client.kv().put_with("k", "v", PutOptions::new().with_prev_kv()).await?;
+/// println!("was {:?}", r.prev_kv.map(|kv| kv.value));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PutResponse {
     /// Header; its revision is the put's.
@@ -116,6 +142,14 @@ impl From<pb::PutResponse> for PutResponse {
 }
 
 /// Answer to a delete (etcd's `DeleteRangeResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// use revkv_client::Kv;
+/// let r = client.kv().delete("k").await?;
+/// println!("{} deleted", r.deleted);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeleteResponse {
     /// Header.
@@ -137,6 +171,13 @@ impl From<pb::DeleteRangeResponse> for DeleteResponse {
 }
 
 /// Answer to a compaction (etcd's `CompactionResponse`).
+///
+/// ```
+/// # async fn f(client: revkv_client::Client) -> revkv_client::Result<()> {
+/// use revkv_client::Kv;
+/// let r = client.kv().compact(5, false).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CompactResponse {
     /// Header.
