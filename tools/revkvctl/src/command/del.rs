@@ -47,7 +47,7 @@ pub fn build(args: &[String], f: &Parsed) -> CtlResult<Op> {
     if let Some(end) = args.get(1) {
         if prefix {
             return Err(CtlError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` is set.",
+                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
             ));
         }
         o = o.with_range(end.as_bytes());
@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(
             run(&["a", "b", "--prefix"]),
             Err(CtlError::bad_args(
-                "too many arguments, only accept one argument when `--prefix` is set."
+                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set"
             ))
         );
     }
