@@ -16,7 +16,11 @@ pub const REVKVCTL_BIN_ENV: &str = "REVKVCTL_BIN";
 pub fn revkvctl_bin() -> PathBuf {
     if let Some(p) = std::env::var_os(REVKVCTL_BIN_ENV) {
         let p = PathBuf::from(p);
-        assert!(p.is_file(), "{REVKVCTL_BIN_ENV}={} does not exist", p.display());
+        assert!(
+            p.is_file(),
+            "{REVKVCTL_BIN_ENV}={} does not exist",
+            p.display()
+        );
         return p;
     }
     let exe = std::env::current_exe().expect("current_exe");
@@ -32,7 +36,9 @@ pub fn revkvctl_bin() -> PathBuf {
         .find(|c| c.is_file())
         .cloned()
         .unwrap_or_else(|| {
-            panic!("revkvctl not found (looked at {candidates:?}); build it: cargo build -p revkvctl")
+            panic!(
+                "revkvctl not found (looked at {candidates:?}); build it: cargo build -p revkvctl"
+            )
         })
 }
 
@@ -70,7 +76,11 @@ pub fn run_cli(
         .envs(env.iter().copied())
         .arg(format!("--endpoints={endpoint}"))
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd

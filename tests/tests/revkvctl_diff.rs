@@ -72,7 +72,11 @@ fn normalize(r: &Run) -> Run {
 /// N2: `took = 1.2ms`, `"took":"1.2ms"`, `"Took" : 1.2ms`, and the table cell.
 fn took(line: &str) -> String {
     let mut out = line.to_owned();
-    for (pre, post) in [("took = ", "\n"), ("\"took\":\"", "\""), ("\"Took\" : ", "\n")] {
+    for (pre, post) in [
+        ("took = ", "\n"),
+        ("\"took\":\"", "\""),
+        ("\"Took\" : ", "\n"),
+    ] {
         if let Some(i) = out.find(pre) {
             let start = i + pre.len();
             let end = out[start..]
@@ -142,7 +146,11 @@ fn read_only_commands_match_etcdctl() {
     ctl.ok(&["put", "dir/c", ""]);
     ctl.ok(&["put", "ключ", "värde"]);
     let lease = ctl.ok(&["lease", "grant", "1000"]);
-    let lease_id = lease.split_whitespace().nth(1).expect("lease id").to_owned();
+    let lease_id = lease
+        .split_whitespace()
+        .nth(1)
+        .expect("lease id")
+        .to_owned();
     ctl.ok(&["put", "leased", "v", "--lease", &lease_id]);
 
     let mut cases = Vec::new();
@@ -155,7 +163,13 @@ fn read_only_commands_match_etcdctl() {
             vec!["get", "", "--from-key", "--limit=2"],
             vec!["get", "dir/a", "dir/c"],
             vec!["get", "foo", "--rev=2"],
-            vec!["get", "dir/", "--prefix", "--order=DESCEND", "--sort-by=MODIFY"],
+            vec![
+                "get",
+                "dir/",
+                "--prefix",
+                "--order=DESCEND",
+                "--sort-by=MODIFY",
+            ],
             vec!["get", "dir/", "--prefix", "--sort-by=value"],
             vec!["get", "foo", "--consistency=s"],
             vec!["get", "ключ", "--hex"],
@@ -231,9 +245,27 @@ fn read_only_commands_match_etcdctl() {
         &["put", "--lease"],
         &["--dial-timeout=x", "get", "foo"],
         &["bogus"],
-        &["get", "foo", "--endpoints", "127.0.0.1:1", "--command-timeout=300ms"],
-        &["endpoint", "health", "--endpoints", "127.0.0.1:1", "--command-timeout=300ms"],
-        &["endpoint", "status", "--endpoints", "127.0.0.1:1", "--command-timeout=300ms"],
+        &[
+            "get",
+            "foo",
+            "--endpoints",
+            "127.0.0.1:1",
+            "--command-timeout=300ms",
+        ],
+        &[
+            "endpoint",
+            "health",
+            "--endpoints",
+            "127.0.0.1:1",
+            "--command-timeout=300ms",
+        ],
+        &[
+            "endpoint",
+            "status",
+            "--endpoints",
+            "127.0.0.1:1",
+            "--command-timeout=300ms",
+        ],
     ] {
         cases.push(case(args));
     }
@@ -244,14 +276,29 @@ fn read_only_commands_match_etcdctl() {
         ("val(\"k\")=\"x\"\n", "simple"),
         ("\n\nget\n\n", "simple"),
         ("\n\n", "json"),
-        ("mod(\"foo\") > \"0\"\n\nget foo\nget dir/ --prefix --limit=1\n\nget missing\n\n", "simple"),
-        ("mod(\"foo\") > \"0\"\n\nget foo\nget dir/ --prefix --limit=1\n\nget missing\n\n", "json"),
-        ("mod(\"foo\") > \"0\"\n\nget foo\nget dir/ --prefix --limit=1\n\nget missing\n\n", "fields"),
-        ("value(\"foo\") = \"nope\"\n\nget foo\n\nget foo --keys-only\n\n", "simple"),
+        (
+            "mod(\"foo\") > \"0\"\n\nget foo\nget dir/ --prefix --limit=1\n\nget missing\n\n",
+            "simple",
+        ),
+        (
+            "mod(\"foo\") > \"0\"\n\nget foo\nget dir/ --prefix --limit=1\n\nget missing\n\n",
+            "json",
+        ),
+        (
+            "mod(\"foo\") > \"0\"\n\nget foo\nget dir/ --prefix --limit=1\n\nget missing\n\n",
+            "fields",
+        ),
+        (
+            "value(\"foo\") = \"nope\"\n\nget foo\n\nget foo --keys-only\n\n",
+            "simple",
+        ),
     ] {
         cases.push(with_stdin(&["txn", "-w", w], input));
     }
-    cases.push(with_stdin(&["txn", "-i"], "ver(\"foo\") = \"2\"\n\nget foo\n\n\n"));
+    cases.push(with_stdin(
+        &["txn", "-i"],
+        "ver(\"foo\") = \"2\"\n\nget foo\n\n\n",
+    ));
 
     let (etcdctl, revkvctl) = (etcdctl_bin(), revkvctl_bin());
     for c in &cases {
@@ -272,8 +319,10 @@ impl Ids {
         let h = &v[0]["Status"]["header"];
         let mut ids = Ids { subst: Vec::new() };
         // Each server listens on its own ports.
-        ids.subst.push((format!(":{}", s.peer_port()), ":<PEER-PORT>".into()));
-        ids.subst.push((format!(":{}", s.client_port()), ":<CLIENT-PORT>".into()));
+        ids.subst
+            .push((format!(":{}", s.peer_port()), ":<PEER-PORT>".into()));
+        ids.subst
+            .push((format!(":{}", s.client_port()), ":<CLIENT-PORT>".into()));
         ids.add(h["cluster_id"].as_u64().expect("cluster_id"), "CLUSTER");
         ids.add(h["member_id"].as_u64().expect("member_id"), "MEMBER");
         ids
@@ -281,17 +330,23 @@ impl Ids {
 
     fn add(&mut self, id: u64, name: &str) {
         self.subst.push((id.to_string(), format!("<{name}>")));
-        self.subst.push((format!("{id:016x}"), format!("<{name}-hex>")));
+        self.subst
+            .push((format!("{id:016x}"), format!("<{name}-hex>")));
         // `%16x` pads with spaces: replace the padded form before the bare one.
-        self.subst.push((format!("{id:16x}"), format!("<{name}-hex>")));
-        self.subst.push((format!("{id:x}"), format!("<{name}-hex>")));
+        self.subst
+            .push((format!("{id:16x}"), format!("<{name}-hex>")));
+        self.subst
+            .push((format!("{id:x}"), format!("<{name}-hex>")));
     }
 
     /// Learns IDs printed by `lease grant` / `member add`.
     fn learn(&mut self, out: &str) {
         if out.contains("\"TTL\" : ") {
             for l in out.lines() {
-                if let Some(id) = l.strip_prefix("\"ID\" : ").and_then(|v| v.parse::<u64>().ok()) {
+                if let Some(id) = l
+                    .strip_prefix("\"ID\" : ")
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
                     let n = self.subst.len();
                     self.add(id, &format!("LEASE{n}"));
                 }
@@ -346,12 +401,24 @@ fn diff_history(history: &[Case], sort_members: bool) {
         let (ca, cb) = (subst(&lease_a), subst(&lease_b));
         let want = run(&etcdctl, &sa.endpoint(), &ca);
         let got = run(&revkvctl, &sb.endpoint(), &cb);
-        for (r, ids, lease) in [(&want, &mut ia, &mut lease_a), (&got, &mut ib, &mut lease_b)] {
+        for (r, ids, lease) in [
+            (&want, &mut ia, &mut lease_a),
+            (&got, &mut ib, &mut lease_b),
+        ] {
             ids.learn(&r.stdout);
             if r.stdout.starts_with("lease ") && r.stdout.contains("granted with TTL") {
-                *lease = r.stdout.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                *lease = r
+                    .stdout
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
             }
-            if let Some(v) = r.stdout.strip_suffix('\n').filter(|s| s.starts_with('{') && s.contains("\"TTL\"")) {
+            if let Some(v) = r
+                .stdout
+                .strip_suffix('\n')
+                .filter(|s| s.starts_with('{') && s.contains("\"TTL\""))
+            {
                 if let Some(id) = json(v)["ID"].as_u64() {
                     *lease = format!("{id:x}");
                     ids.add(id, "LEASEJ");
@@ -408,7 +475,14 @@ fn kv_writes_match_etcdctl() {
         h.push(case(&["get", "foo", "-w", w]));
         h.push(case(&["put", &format!("d/{w}/1"), "x", "-w", w]));
         h.push(case(&["put", &format!("d/{w}/2"), "y", "-w", w]));
-        h.push(case(&["del", &format!("d/{w}/"), "--prefix", "--prev-kv", "-w", w]));
+        h.push(case(&[
+            "del",
+            &format!("d/{w}/"),
+            "--prefix",
+            "--prev-kv",
+            "-w",
+            w,
+        ]));
         h.push(case(&["del", "nothing", "-w", w]));
         h.push(with_stdin(
             &["txn", "-w", w],
@@ -423,7 +497,10 @@ fn kv_writes_match_etcdctl() {
     h.push(case(&["get", "stdin", "--print-value-only"]));
     h.push(case(&["put", "stdin", "--ignore-value"]));
     h.push(case(&["put", "", "x"]));
-    h.push(with_stdin(&["txn", "-i"], "\n\nput 'abcdef' 'x y' --prev-kv\n\n\n"));
+    h.push(with_stdin(
+        &["txn", "-i"],
+        "\n\nput 'abcdef' 'x y' --prev-kv\n\n\n",
+    ));
     h.push(case(&["get", "", "--prefix"]));
     h.push(with_stdin(&["txn"], "\n\nput dup 1\nput dup 2\n\n\n"));
     h.push(case(&["compaction", "3"]));
@@ -460,12 +537,32 @@ fn lease_commands_match_etcdctl() {
 #[test]
 fn member_commands_match_etcdctl() {
     let mut h = Vec::new();
-    h.push(case(&["member", "add", "l1", "--learner", "--peer-urls=http://127.0.0.1:1"]));
+    h.push(case(&[
+        "member",
+        "add",
+        "l1",
+        "--learner",
+        "--peer-urls=http://127.0.0.1:1",
+    ]));
     for w in formats() {
         h.push(case(&["member", "list", "-w", w]));
     }
-    h.push(case(&["member", "add", "l2", "--learner", "--peer-urls=http://127.0.0.1:2"]));
-    h.push(case(&["member", "add", "l2", "--learner", "--peer-urls=http://127.0.0.1:2", "-w", "fields"]));
+    h.push(case(&[
+        "member",
+        "add",
+        "l2",
+        "--learner",
+        "--peer-urls=http://127.0.0.1:2",
+    ]));
+    h.push(case(&[
+        "member",
+        "add",
+        "l2",
+        "--learner",
+        "--peer-urls=http://127.0.0.1:2",
+        "-w",
+        "fields",
+    ]));
     diff_history(&h, true);
 }
 

@@ -59,7 +59,7 @@ pub fn argify(line: &str) -> Result<Vec<String>, String> {
                 Ok(t.get(1..end).unwrap_or_default().to_owned())
             } else if t.starts_with('"') {
                 match unquote_prefix(&t) {
-                    Some((s, rest)) if rest.is_empty() => Ok(s),
+                    Some((s, "")) => Ok(s),
                     _ => Err("unexpected EOF".to_owned()),
                 }
             } else {

@@ -20,8 +20,6 @@ pub enum Kind {
     Str,
     /// A signed integer (Go `int` / `int64`).
     Int,
-    /// An unsigned integer (Go `uint64`).
-    Uint,
     /// A Go duration (`2s`, `500ms`).
     Duration,
     /// A list; repeated flags and commas both add items (pflag's `StringSlice`).
@@ -122,11 +120,6 @@ impl Parsed {
         gofmt::parse_int(&self.str(specs, name), 0).unwrap_or(0)
     }
 
-    /// An unsigned flag; values were validated while parsing.
-    pub fn uint(&self, specs: &[Spec], name: &str) -> u64 {
-        gofmt::parse_uint(&self.str(specs, name), 0).unwrap_or(0)
-    }
-
     /// A duration flag; values were validated while parsing.
     pub fn duration(&self, specs: &[Spec], name: &str) -> Duration {
         gofmt::parse_duration(&self.str(specs, name)).unwrap_or_default()
@@ -180,7 +173,6 @@ pub fn validate(kind: Kind, value: &str) -> Result<(), String> {
             )
         }),
         Kind::Int => gofmt::parse_int(value, 0).map(|_| ()),
-        Kind::Uint => gofmt::parse_uint(value, 0).map(|_| ()),
         Kind::Duration => gofmt::parse_duration(value).map(|_| ()),
         Kind::Str | Kind::StrSlice => Ok(()),
     }
@@ -321,7 +313,8 @@ mod tests {
 
     #[test]
     fn grammar_matches_pflag() {
-        let cases: &[(&[&str], &[&str], bool, i64, &str)] = &[
+        type Case<'a> = (&'a [&'a str], &'a [&'a str], bool, i64, &'a str);
+        let cases: &[Case<'_>] = &[
             (&["a", "--prefix", "b"], &["a", "b"], true, 0, "simple"),
             (&["--rev", "3", "a"], &["a"], false, 3, "simple"),
             (&["--rev=4", "-w", "json", "a"], &["a"], false, 4, "json"),

@@ -52,8 +52,6 @@ pub struct Global {
     pub user: String,
     /// `--password`.
     pub password: String,
-    /// `--debug`.
-    pub debug: bool,
 }
 
 /// The env variable etcd's `pkg/flags` maps a flag to.
@@ -142,7 +140,6 @@ impl Global {
             hex: p.bool(SPECS, "hex"),
             user: p.str(SPECS, "user"),
             password: p.str(SPECS, "password"),
-            debug: p.bool(SPECS, "debug"),
         }
     }
 

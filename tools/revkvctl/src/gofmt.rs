@@ -258,7 +258,7 @@ pub fn duration_string(d: Duration) -> String {
     if h > 0 || m > 0 {
         let _ = write!(out, "{m}m");
     }
-    out.push_str(&frac(u128::from(s) * 1_000_000_000 + sub, 1_000_000_000));
+    out.push_str(&frac(s * 1_000_000_000 + sub, 1_000_000_000));
     out.push('s');
     out
 }

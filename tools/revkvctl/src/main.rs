@@ -79,7 +79,6 @@ async fn run(args: Vec<String>, env: Vec<(String, String)>) -> CtlResult {
         parsed,
         env,
         specs: cmd.specs,
-        raw: rest,
     };
     command::run(cmd, ctx).await
 }

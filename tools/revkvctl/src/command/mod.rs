@@ -33,8 +33,6 @@ pub struct Ctx {
     pub env: Vec<(String, String)>,
     /// The command's own flags.
     pub specs: &'static [Spec],
-    /// The raw arguments after the command name (`watch` needs to see `--`).
-    pub raw: Vec<String>,
 }
 
 impl Ctx {
@@ -51,16 +49,6 @@ impl Ctx {
     /// A bool flag of the command.
     pub fn bool(&self, name: &str) -> bool {
         self.parsed.bool(self.specs, name)
-    }
-
-    /// An int flag of the command.
-    pub fn int(&self, name: &str) -> i64 {
-        self.parsed.int(self.specs, name)
-    }
-
-    /// A string-slice flag of the command.
-    pub fn slice(&self, name: &str) -> Vec<String> {
-        self.parsed.slice(self.specs, name)
     }
 
     /// The global settings with `ETCDCTL_*` applied, and the printer

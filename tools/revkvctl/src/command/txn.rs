@@ -41,7 +41,10 @@ pub fn parse_compare(line: &str) -> CtlResult<Compare> {
         n += 1;
         s = r;
         // A space in a Go scan format needs at least one space in the input.
-        if let Some(r) = s.strip_prefix(')').filter(|r| r.starts_with(char::is_whitespace)) {
+        if let Some(r) = s
+            .strip_prefix(')')
+            .filter(|r| r.starts_with(char::is_whitespace))
+        {
             let r = r.trim_start();
             let end = r.find(char::is_whitespace).unwrap_or(r.len());
             if end > 0 {
@@ -206,7 +209,10 @@ mod tests {
         }
         let errs: &[(&str, &str)] = &[
             // No space after `)`: the scan stops after the key.
-            (r#"val("k")="x""#, r#"malformed comparison: val("k")="x"; got val("k")  """#),
+            (
+                r#"val("k")="x""#,
+                r#"malformed comparison: val("k")="x"; got val("k")  """#,
+            ),
             ("bogus", "malformed comparison: bogus"),
             (
                 r#"version("foo") = "x""#,

@@ -8,9 +8,9 @@
 use std::future::Future;
 
 use revkv_client::{
-    CompactResponse, Compare, CompareOp, CompareTarget, DeleteOptions, DeleteResponse, GetOptions,
-    GetResponse, KeyValue, Op, OpResponse, PutOptions, PutResponse, ResponseHeader, SortOrder,
-    SortTarget, Txn, TxnResponse,
+    Compare, CompareOp, CompareTarget, DeleteOptions, DeleteResponse, GetOptions, GetResponse,
+    KeyValue, Op, OpResponse, PutOptions, PutResponse, ResponseHeader, SortOrder, SortTarget, Txn,
+    TxnResponse,
 };
 use revkv_proto::etcdserverpb::{self as pb, compare, request_op, response_op};
 use revkv_proto::mvccpb;
@@ -239,13 +239,6 @@ pub fn delete_pb(r: &DeleteResponse) -> pb::DeleteRangeResponse {
         header: header_pb(&r.header),
         deleted: r.deleted,
         prev_kvs: kvs_pb(&r.prev_kvs),
-    }
-}
-
-/// The wire form of a compaction response.
-pub fn compact_pb(r: &CompactResponse) -> pb::CompactionResponse {
-    pb::CompactionResponse {
-        header: header_pb(&r.header),
     }
 }
 

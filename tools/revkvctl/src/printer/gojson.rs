@@ -114,11 +114,6 @@ pub fn list(items: &[String]) -> String {
     format!("[{}]", items.join(","))
 }
 
-/// A list of strings, `null` when empty as Go marshals a nil slice.
-pub fn string_list(items: &[String]) -> String {
-    list(&items.iter().map(|s| string(s)).collect::<Vec<_>>())
-}
-
 /// Go's encoding of a string, quotes included.
 pub fn string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -141,11 +136,6 @@ pub fn string(s: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// Go's encoding of bytes taken as a string (invalid UTF-8 becomes U+FFFD).
-pub fn lossy_string(b: &[u8]) -> String {
-    string(&String::from_utf8_lossy(b))
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -180,7 +170,6 @@ mod tests {
         assert_eq!(string("a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(string("<&>"), r#""\u003c\u0026\u003e""#);
         assert_eq!(string("x\u{1}y\n"), r#""x\u0001y\n""#);
-        assert_eq!(lossy_string(b"a\xffb"), "\"a\u{fffd}b\"");
     }
 
     #[test]
