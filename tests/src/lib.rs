@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod etcdctl;
+pub mod revkvctl;
 pub mod server;
 
 pub use cluster::{ClusterMember, MemberStatus, TestCluster};

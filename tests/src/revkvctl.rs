@@ -1,0 +1,124 @@
+//! Locating the `revkvctl` binary and running it (or stock etcdctl) for diff tests.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Environment variable overriding the revkvctl binary location.
+pub const REVKVCTL_BIN_ENV: &str = "REVKVCTL_BIN";
+
+/// Locates revkvctl: `$REVKVCTL_BIN`, else `<profile dir>/revkvctl` next to the
+/// running test executable (where cargo puts every binary of the workspace).
+///
+/// # Panics
+/// If the binary does not exist.
+pub fn revkvctl_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os(REVKVCTL_BIN_ENV) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "{REVKVCTL_BIN_ENV}={} does not exist",
+            p.display()
+        );
+        return p;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let candidates: Vec<PathBuf> = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join("revkvctl"))
+        .collect();
+    candidates
+        .iter()
+        .rev()
+        .find(|c| c.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "revkvctl not found (looked at {candidates:?}); build it: cargo build -p revkvctl"
+            )
+        })
+}
+
+/// What one CLI run produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `bin --endpoints=<endpoint> args…` with `ETCDCTL_API=3` and no other
+/// `ETCDCTL_*` variables (plus `env`), feeding `stdin`; kills it after `limit`.
+///
+/// # Panics
+/// If the binary cannot be spawned.
+pub fn run_cli(
+    bin: &std::path::Path,
+    endpoint: &str,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> Run {
+    let mut cmd = Command::new(bin);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ETCDCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("ETCDCTL_API", "3")
+        .envs(env.iter().copied())
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
+    let mut so = child.stdout.take().expect("stdout");
+    let mut se = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = so.read_to_end(&mut b);
+        b
+    });
+    let err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = se.read_to_end(&mut b);
+        b
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&out.join().expect("stdout reader")).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().expect("stderr reader")).into_owned(),
+    }
+}

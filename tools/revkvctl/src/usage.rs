@@ -1,0 +1,201 @@
+//! Help text and the usage etcdctl prints with a flag error, in etcdctl's
+//! template: NAME / USAGE / DESCRIPTION / OPTIONS / GLOBAL OPTIONS, the flag
+//! columns aligned with tabs (Go's tabwriter, tab width 8).
+
+use crate::command::{Command, HELP};
+use crate::exit::CtlError;
+use crate::flags::{Kind, Spec};
+use crate::global;
+
+/// (path, use line after the path, short description, long description).
+const DOCS: &[(&str, &str, &str, &str)] = &[
+    ("get", "[options] <key> [range_end]", "Gets the key or a range of keys", ""),
+    ("put", "[options] <key> <value> (<value> can also be given from stdin)", "Puts the given key into the store", PUT_LONG),
+    ("del", "[options] <key> [range_end]", "Removes the specified key or range of keys [key, range_end)", ""),
+    ("txn", "[options]", "Txn processes all the requests in one transaction", ""),
+    ("watch", "[options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]", "Watches events stream on keys or prefixes", ""),
+    ("compaction", "[options] <revision>", "Compacts the event history in etcd", ""),
+    ("version", "", "Prints the version of etcdctl", ""),
+    ("move-leader", "<transferee-member-id>", "Transfers leadership to another etcd cluster member.", ""),
+    ("defrag", "", "Defragments the storage of the etcd members with given endpoints", ""),
+    ("snapshot save", "<filename>", "Stores an etcd node backend snapshot to a given file", ""),
+    ("lease grant", "<ttl>", "Creates leases", ""),
+    ("lease revoke", "<leaseID>", "Revokes leases", ""),
+    ("lease timetolive", "<leaseID> [options]", "Get lease information", ""),
+    ("lease list", "", "List all active leases", ""),
+    ("lease keep-alive", "[options] <leaseID>", "Keeps leases alive (renew)", ""),
+    ("member add", "<memberName> [options]", "Adds a member into the cluster", ""),
+    ("member remove", "<memberID>", "Removes a member from the cluster", ""),
+    ("member update", "<memberID> [options]", "Updates a member in the cluster", ""),
+    ("member list", "", "Lists all members in the cluster", "When --write-out is set to simple, this command prints out comma-separated member lists for each endpoint.\nThe items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learner.\n"),
+    ("member promote", "<memberID>", "Promotes a non-voting member in the cluster", "Promotes a non-voting learner member to a voting one in the cluster.\n"),
+    ("endpoint health", "", "Checks the healthiness of endpoints specified in `--endpoints` flag", ""),
+    ("endpoint status", "", "Prints out the status of endpoints specified in `--endpoints` flag", "When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.\nThe items in the lists are endpoint, ID, version, db size, is leader, is learner, raft term, raft index, raft applied index, errors.\n"),
+    ("alarm list", "", "Lists all alarms", ""),
+    ("alarm disarm", "", "Disarms all alarms", ""),
+    ("auth enable", "", "Enables authentication", ""),
+    ("auth disable", "", "Disables authentication", ""),
+    ("user add", "<user name or user:password> [options]", "Adds a new user", ""),
+    ("user delete", "<user name>", "Deletes a user", ""),
+    ("user get", "<user name> [options]", "Gets detailed information of a user", ""),
+    ("user list", "", "Lists all users", ""),
+    ("role add", "<role name>", "Adds a new role", ""),
+    ("role delete", "<role name>", "Deletes a role", ""),
+    ("role get", "<role name>", "Gets detailed information of a role", ""),
+    ("role list", "", "Lists all roles", ""),
+];
+
+const PUT_LONG: &str = "Puts the given key into the store.
+
+When <value> begins with '-', <value> is interpreted as a flag.
+Insert '--' for workaround:
+
+$ put <key> -- <value>
+$ put -- <key> <value>
+
+If <value> isn't given as a command line argument and '--ignore-value' is not specified,
+this command tries to read the value from standard input.
+
+If <lease> isn't given as a command line argument and '--ignore-lease' is not specified,
+this command tries to read the value from standard input.
+
+For example,
+$ cat file | put <key>
+will store the content of the file to <key>.
+";
+
+/// One flag as etcdctl's help shows it: `  -w, --write-out="simple"`.
+fn flag_cell(s: &Spec) -> String {
+    let lead = match s.short {
+        Some(c) => format!("  -{c}, --{}", s.name),
+        None => format!("      --{}", s.name),
+    };
+    match s.kind {
+        Kind::Bool => format!("{lead}[={}]", s.default),
+        Kind::Str => format!("{lead}=\"{}\"", s.default),
+        _ => format!("{lead}={}", s.default),
+    }
+}
+
+/// Flag lines aligned as Go's `tabwriter.NewWriter(out, 0, 8, 1, '\t', 0)`.
+fn flag_block(specs: &[Spec]) -> String {
+    let mut specs: Vec<&Spec> = specs.iter().filter(|s| !s.hidden).collect();
+    specs.sort_by_key(|s| s.name);
+    let cells: Vec<String> = specs.iter().map(|s| flag_cell(s)).collect();
+    let width = cells.iter().map(|c| c.chars().count()).max().unwrap_or(0) + 1;
+    let col = width.div_ceil(8) * 8;
+    let mut out = String::new();
+    for (cell, s) in cells.iter().zip(&specs) {
+        let len = cell.chars().count();
+        let tabs = (col - len).div_ceil(8);
+        out.push_str(cell);
+        out.push_str(&"\t".repeat(tabs));
+        out.push_str(s.usage);
+        out.push('\n');
+    }
+    out
+}
+
+fn doc(path: &str) -> (&'static str, &'static str, &'static str) {
+    DOCS.iter()
+        .find(|d| d.0 == path)
+        .map(|d| (d.1, d.2, d.3))
+        .unwrap_or(("", "", ""))
+}
+
+/// `etcdctl <cmd> --help`.
+pub fn command_help(cmd: &Command) -> String {
+    let path = cmd.path.join(" ");
+    let (use_line, short, long) = doc(&path);
+    let mut out = format!("NAME:\n\t{path} - {short}\n\nUSAGE:\n\tetcdctl {path}");
+    if !use_line.is_empty() {
+        out.push(' ');
+        out.push_str(use_line);
+    }
+    out.push_str(" [flags]\n\n");
+    if !long.is_empty() {
+        out.push_str("DESCRIPTION:\n");
+        for l in long.lines() {
+            out.push('\t');
+            out.push_str(l);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    let mut local: Vec<Spec> = cmd.specs.to_vec();
+    let help_usage: &'static str =
+        Box::leak(format!("help for {}", cmd.path[cmd.path.len() - 1]).into_boxed_str());
+    let mut help = HELP.short('h');
+    help.usage = help_usage;
+    local.push(help);
+    out.push_str("OPTIONS:\n");
+    out.push_str(&flag_block(&local));
+    out.push_str("\nGLOBAL OPTIONS:\n");
+    out.push_str(&flag_block(global::SPECS));
+    out.push('\n');
+    out
+}
+
+/// The help of a command group (`etcdctl lease`).
+pub fn group_help(path: &[&str]) -> String {
+    let mut out = String::from("NAME:\n");
+    if path.is_empty() {
+        out.push_str("\tetcdctl - A simple command line client for etcd3.\n\nCOMMANDS:\n");
+    } else {
+        out.push_str(&format!("\t{}\n\nCOMMANDS:\n", path.join(" ")));
+    }
+    for (p, _, short, _) in DOCS {
+        if p.starts_with(&path.join(" ")) {
+            out.push_str(&format!("\t{p}\t{short}\n"));
+        }
+    }
+    out
+}
+
+/// A bad flag: cobra prints the error, etcdctl's usage on stdout, and the error
+/// again on the way out (exit 1).
+pub fn flag_error(cmd: &Command, e: &str) -> CtlError {
+    crate::command::err(format!("Error: {e}\n\n").as_bytes());
+    crate::command::out(command_help(cmd).as_bytes());
+    CtlError::error(e)
+}
+
+/// An unknown command word (cobra's wording; exit 1).
+pub fn unknown_command(word: &str, path: &[&str]) -> CtlError {
+    let parent = if path.is_empty() {
+        "etcdctl".to_owned()
+    } else {
+        format!("etcdctl {}", path.join(" "))
+    };
+    let msg = format!("unknown command {word:?} for {parent:?}");
+    crate::command::err(format!("Error: {msg}\nRun '{parent} --help' for usage.\n").as_bytes());
+    CtlError::error(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_columns_align_with_tabs_as_etcdctl() {
+        let block = flag_block(crate::command::get::SPECS);
+        assert!(
+            block
+                .starts_with("      --consistency=\"l\"\t\t\tLinearizable(l) or Serializable(s)\n"),
+            "{block}"
+        );
+        assert!(
+            block.contains("      --print-value-only[=false]\tOnly write values"),
+            "{block}"
+        );
+        let g = flag_block(global::SPECS);
+        assert!(
+            g.starts_with("      --cacert=\"\"\t\t\t\tverify certificates"),
+            "{g}"
+        );
+        assert!(
+            g.contains("      --endpoints=[127.0.0.1:2379]\t\tgRPC endpoints\n"),
+            "{g}"
+        );
+    }
+}
