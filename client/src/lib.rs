@@ -41,6 +41,24 @@ mod watch_task;
 #[cfg(test)]
 mod fake;
 
+/// Conversions between the plain types and etcd's wire messages, for callers that
+/// drive the gRPC services themselves or render etcd's messages (revkvctl's JSON).
+///
+/// ```
+/// use revkv_client::{wire, GetOptions, GetResponse};
+///
+/// let req = wire::range_request(b"app/".to_vec(), GetOptions::new().with_prefix());
+/// assert_eq!(req.range_end, b"app0");
+/// let resp = wire::get_pb(&GetResponse::default());
+/// assert_eq!(resp.count, 0);
+/// ```
+pub mod wire {
+    pub use crate::op::{
+        delete_pb, delete_request, get_pb, header_pb, put_pb, put_request, range_request, txn_pb,
+        txn_request,
+    };
+}
+
 pub use client::{Client, ConnectOptions};
 pub use cluster::{
     ClusterClient, Member, MemberAddResponse, MemberListResponse, MemberPromoteResponse,

@@ -4,6 +4,7 @@
 //! so a new KV method never needs a change in a decorator.
 
 use revkv_proto::etcdserverpb::{self as pb, compare, request_op, response_op};
+use revkv_proto::mvccpb;
 
 use crate::error::{Error, Result};
 use crate::options::{DeleteOptions, GetOptions, KeyRange, PutOptions, SortOrder, SortTarget};
@@ -441,7 +442,7 @@ fn wire_key(key: Vec<u8>, range: &KeyRange) -> Vec<u8> {
 }
 
 /// The wire request of a get.
-pub(crate) fn range_request(key: Vec<u8>, o: GetOptions) -> pb::RangeRequest {
+pub fn range_request(key: Vec<u8>, o: GetOptions) -> pb::RangeRequest {
     pb::RangeRequest {
         range_end: o.range.range_end(&key),
         key: wire_key(key, &o.range),
@@ -470,7 +471,7 @@ pub(crate) fn range_request(key: Vec<u8>, o: GetOptions) -> pb::RangeRequest {
 }
 
 /// The wire request of a put.
-pub(crate) fn put_request(key: Vec<u8>, value: Vec<u8>, o: PutOptions) -> pb::PutRequest {
+pub fn put_request(key: Vec<u8>, value: Vec<u8>, o: PutOptions) -> pb::PutRequest {
     pb::PutRequest {
         key,
         value,
@@ -482,7 +483,7 @@ pub(crate) fn put_request(key: Vec<u8>, value: Vec<u8>, o: PutOptions) -> pb::Pu
 }
 
 /// The wire request of a delete.
-pub(crate) fn delete_request(key: Vec<u8>, o: DeleteOptions) -> pb::DeleteRangeRequest {
+pub fn delete_request(key: Vec<u8>, o: DeleteOptions) -> pb::DeleteRangeRequest {
     pb::DeleteRangeRequest {
         range_end: o.range.range_end(&key),
         key: wire_key(key, &o.range),
@@ -552,7 +553,7 @@ fn request_op(op: Op) -> Result<pb::RequestOp> {
 }
 
 /// The wire request of a txn.
-pub(crate) fn txn_request(txn: Txn) -> Result<pb::TxnRequest> {
+pub fn txn_request(txn: Txn) -> Result<pb::TxnRequest> {
     Ok(pb::TxnRequest {
         compare: txn.compare.into_iter().map(compare_request).collect(),
         success: txn
@@ -601,6 +602,78 @@ impl TxnResponse {
             OpResponse::Get(g) => g.kvs.as_slice(),
             _ => &[],
         })
+    }
+}
+
+// ---- plain responses → wire (for callers that render etcd's messages) -----------
+
+/// The wire header.
+pub fn header_pb(h: &ResponseHeader) -> Option<pb::ResponseHeader> {
+    Some(pb::ResponseHeader {
+        cluster_id: h.cluster_id,
+        member_id: h.member_id,
+        revision: h.revision,
+        raft_term: h.raft_term,
+    })
+}
+
+fn kvs_pb(kvs: &[KeyValue]) -> Vec<mvccpb::KeyValue> {
+    kvs.iter().cloned().map(Into::into).collect()
+}
+
+/// The wire form of a get response.
+pub fn get_pb(r: &GetResponse) -> pb::RangeResponse {
+    pb::RangeResponse {
+        header: header_pb(&r.header),
+        kvs: kvs_pb(&r.kvs),
+        more: r.more,
+        count: r.count,
+    }
+}
+
+/// The wire form of a put response.
+pub fn put_pb(r: &PutResponse) -> pb::PutResponse {
+    pb::PutResponse {
+        header: header_pb(&r.header),
+        prev_kv: r.prev_kv.clone().map(Into::into),
+    }
+}
+
+/// The wire form of a delete response.
+pub fn delete_pb(r: &DeleteResponse) -> pb::DeleteRangeResponse {
+    pb::DeleteRangeResponse {
+        header: header_pb(&r.header),
+        deleted: r.deleted,
+        prev_kvs: kvs_pb(&r.prev_kvs),
+    }
+}
+
+/// The wire form of a txn response.
+pub fn txn_pb(r: &TxnResponse) -> pb::TxnResponse {
+    pb::TxnResponse {
+        header: header_pb(&r.header),
+        succeeded: r.succeeded,
+        responses: r
+            .responses
+            .iter()
+            .map(|op| pb::ResponseOp {
+                response: Some(match op {
+                    OpResponse::Get(g) => response_op::Response::ResponseRange(get_pb(g)),
+                    OpResponse::Put(p) => response_op::Response::ResponsePut(put_pb(p)),
+                    OpResponse::Delete(d) => {
+                        response_op::Response::ResponseDeleteRange(delete_pb(d))
+                    }
+                    OpResponse::Txn(t) => response_op::Response::ResponseTxn(txn_pb(t)),
+                    // A txn never answers with a compaction.
+                    OpResponse::Compact(c) => {
+                        response_op::Response::ResponseRange(pb::RangeResponse {
+                            header: header_pb(&c.header),
+                            ..Default::default()
+                        })
+                    }
+                }),
+            })
+            .collect(),
     }
 }
 

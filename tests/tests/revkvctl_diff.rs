@@ -445,10 +445,14 @@ fn member_order(r: &Run) -> Run {
         .map(|l| {
             if l.starts_with('{') {
                 // IDs are placeholders now (not JSON numbers): sort the member objects
-                // as text.
-                let mut parts: Vec<&str> = l.split("{\"ID\":").collect();
+                // as text, each without the separators and closing brackets that
+                // depend on where in the array it sits.
+                let mut parts: Vec<&str> = l
+                    .split("{\"ID\":")
+                    .map(|p| p.trim_end_matches([',', ']', '}']))
+                    .collect();
                 parts.sort_unstable();
-                parts.join("{\"ID\":")
+                parts.join(" | ")
             } else if let Some((k, list)) = l.split_once('=') {
                 let mut parts: Vec<&str> = list.trim_matches('"').split(',').collect();
                 parts.sort_unstable();

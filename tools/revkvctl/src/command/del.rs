@@ -3,9 +3,9 @@
 use revkv_client::{DeleteOptions, Kv, Op};
 
 use super::{out, Ctx};
-use crate::conn::kv::delete_pb;
 use crate::exit::{CtlError, CtlResult};
 use crate::flags::{Kind, Parsed, Spec};
+use revkv_client::wire::delete_pb;
 
 /// `del`'s flags.
 pub const SPECS: &[Spec] = &[

@@ -3,10 +3,10 @@
 use revkv_client::{GetOptions, Kv, Op, SortOrder, SortTarget};
 
 use super::{out, Ctx};
-use crate::conn::kv::get_pb;
 use crate::exit::{CtlError, CtlResult, BAD_ARGS, BAD_FEATURE};
 use crate::flags::{Kind, Parsed, Spec};
 use crate::printer::Format;
+use revkv_client::wire::get_pb;
 
 /// `get`'s flags (etcdctl 3.4's, then revkvctl's hidden additions).
 pub const SPECS: &[Spec] = &[

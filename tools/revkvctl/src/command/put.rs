@@ -5,10 +5,10 @@ use std::io::Read;
 use revkv_client::{Kv, Op, PutOptions};
 
 use super::{out, Ctx};
-use crate::conn::kv::put_pb;
 use crate::exit::{CtlError, CtlResult};
 use crate::flags::{Kind, Parsed, Spec};
 use crate::gofmt;
+use revkv_client::wire::put_pb;
 
 /// `put`'s flags.
 pub const SPECS: &[Spec] = &[

@@ -7,10 +7,10 @@ use revkv_client::{Compare, CompareOp, Kv, Op, Txn};
 
 use super::{del, get, out, put, Ctx};
 use crate::argify::{argify, unquote_prefix};
-use crate::conn::kv::txn_pb;
 use crate::exit::{CtlError, CtlResult, INVALID_INPUT};
 use crate::flags::{self, Kind, Spec};
 use crate::gofmt::{self, quote};
+use revkv_client::wire::txn_pb;
 
 /// `txn`'s flags.
 pub const SPECS: &[Spec] = &[Spec::new(
