@@ -23,9 +23,10 @@ use super::forward::LeaderLink;
 use super::{instrumented, propose};
 use crate::apply::Leases;
 use crate::lease::{self, Renewal, MAX_LEASE_TTL};
-use crate::metrics::{code_name, Rpc};
+use crate::metrics::Rpc;
 use crate::server::Server;
 use crate::Error;
+use revkv_proto::code_name;
 
 const SERVICE: &str = "etcdserverpb.Lease";
 

@@ -31,9 +31,10 @@ use tonic::{Response, Status};
 use revkv_proto::revkvpb::internal_raft_request;
 
 use crate::apply::Applied;
-use crate::metrics::{code_name, Rpc};
+use crate::metrics::Rpc;
 use crate::server::Server;
 use crate::Error;
+use revkv_proto::code_name;
 
 /// Runs a handler, maps its error to etcd's status, and records the RPC's metrics.
 pub(crate) async fn instrumented<T>(

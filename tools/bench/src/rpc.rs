@@ -43,7 +43,10 @@ fn describe_parts(code: tonic::Code, msg: &str) -> RpcError {
     if msg.starts_with("etcdserver:") || msg.starts_with("mvcc:") {
         msg.to_owned()
     } else {
-        format!("rpc error: code = {code:?} desc = {msg}")
+        format!(
+            "rpc error: code = {} desc = {msg}",
+            revkv_proto::code_name(code)
+        )
     }
 }
 

@@ -23,7 +23,7 @@ use crate::keys::KeyGen;
 use crate::report::Report;
 use crate::rpc::{Rpc, RpcError};
 use crate::runner::{self, Load, Worker};
-use crate::watch_latency::{receive, value_of, SendTimes, GRACE};
+use crate::watch_latency::{put_and_receive, receive, value_of, SendTimes};
 
 #[derive(Args, Debug, Clone)]
 pub struct WatchArgs {
@@ -197,33 +197,17 @@ pub async fn run(plan: WatchPlan, rpc: Rpc) -> Result<WatchOutcome> {
             ))
         })
         .collect();
-    let start = Instant::now();
     let putter = Putter {
         rpc,
         keys: plan.keys,
         val_size: plan.val_size,
         sent,
     };
-    let puts = runner::run(
-        plan.puts,
-        vec![putter],
-        &runner::progress_bar(plan.puts.total),
-    )
-    .await?;
-    let _ = set_deadline.send(Some(Instant::now() + GRACE));
-    let mut lats = Vec::new();
-    let mut errors = BTreeMap::new();
-    for r in receivers {
-        let (l, e) = r.await?;
-        lats.extend(l);
-        for (msg, n) in e {
-            *errors.entry(msg).or_default() += n;
-        }
-    }
+    let (puts, events) = put_and_receive(plan.puts, putter, receivers, set_deadline).await?;
     Ok(WatchOutcome {
         create,
         puts,
-        events: Report::new(start.elapsed(), lats, errors),
+        events,
         rss_per_watcher,
     })
 }

@@ -123,7 +123,7 @@ pub(crate) async fn receive(
     expected: u64,
     sent: SendTimes,
     mut deadline: watch::Receiver<Option<Instant>>,
-) -> (Vec<Duration>, BTreeMap<String, u64>) {
+) -> Received {
     let mut lats = Vec::new();
     let mut errors = BTreeMap::new();
     let mut seen = 0u64;
@@ -192,30 +192,39 @@ pub async fn run(plan: WatchLatencyPlan, rpc: Rpc) -> Result<(Report, Report)> {
             deadline.clone(),
         )));
     }
-    let start = Instant::now();
     let putter = Putter {
         rpc,
         key,
         val_size: plan.val_size,
         sent,
     };
-    let puts = runner::run(
-        plan.puts,
-        vec![putter],
-        &runner::progress_bar(plan.puts.total),
-    )
-    .await?;
+    put_and_receive(plan.puts, putter, tasks, set_deadline).await
+}
+
+/// Events a receiver saw (latencies) and the errors it counted.
+pub(crate) type Received = (Vec<Duration>, BTreeMap<String, u64>);
+
+/// Runs the putter, then gives the receivers [`GRACE`] to see the last events, and
+/// returns (put report, event report).
+pub(crate) async fn put_and_receive<W: Worker>(
+    puts: Load,
+    putter: W,
+    receivers: Vec<tokio::task::JoinHandle<Received>>,
+    set_deadline: watch::Sender<Option<Instant>>,
+) -> Result<(Report, Report)> {
+    let start = Instant::now();
+    let put_report = runner::run(puts, vec![putter], &runner::progress_bar(puts.total)).await?;
     let _ = set_deadline.send(Some(Instant::now() + GRACE));
     let mut lats = Vec::new();
     let mut errors = BTreeMap::new();
-    for t in tasks {
-        let (l, e) = t.await?;
+    for r in receivers {
+        let (l, e) = r.await?;
         lats.extend(l);
         for (msg, n) in e {
             *errors.entry(msg).or_default() += n;
         }
     }
-    Ok((puts, Report::new(start.elapsed(), lats, errors)))
+    Ok((put_report, Report::new(start.elapsed(), lats, errors)))
 }
 
 #[cfg(test)]

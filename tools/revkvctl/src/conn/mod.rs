@@ -71,31 +71,10 @@ pub fn status_message(code: tonic::Code, message: &str) -> String {
     if code == tonic::Code::Cancelled {
         return "context canceled".to_owned();
     }
-    format!("rpc error: code = {} desc = {message}", code_name(code))
-}
-
-/// grpc-go's `codes.Code.String()`.
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "Canceled",
-        Unknown => "Unknown",
-        InvalidArgument => "InvalidArgument",
-        DeadlineExceeded => "DeadlineExceeded",
-        NotFound => "NotFound",
-        AlreadyExists => "AlreadyExists",
-        PermissionDenied => "PermissionDenied",
-        ResourceExhausted => "ResourceExhausted",
-        FailedPrecondition => "FailedPrecondition",
-        Aborted => "Aborted",
-        OutOfRange => "OutOfRange",
-        Unimplemented => "Unimplemented",
-        Internal => "Internal",
-        Unavailable => "Unavailable",
-        DataLoss => "DataLoss",
-        Unauthenticated => "Unauthenticated",
-    }
+    format!(
+        "rpc error: code = {} desc = {message}",
+        revkv_proto::code_name(code)
+    )
 }
 
 /// Whether a status means the request never reached a server (so it is safe to
