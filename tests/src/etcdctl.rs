@@ -50,23 +50,7 @@ impl Etcdctl {
     /// # Panics
     /// If etcdctl cannot be spawned.
     pub fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> CmdOutput {
-        let mut cmd = Command::new(&self.bin);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("ETCDCTL_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.endpoint))
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
+        let mut child = ctl_command(&self.bin, &self.endpoint, args, stdin.is_some())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
         // Feed stdin from a thread so a large input cannot deadlock against a
@@ -189,4 +173,32 @@ pub fn error_line(stderr: &str) -> String {
         .find(|l| l.starts_with("Error: "))
         .unwrap_or_else(|| panic!("no `Error: ` line in etcdctl stderr: {stderr:?}"))
         .to_owned()
+}
+
+/// `bin --endpoints=<endpoint> args…` with `ETCDCTL_API=3`, none of the caller's other
+/// `ETCDCTL_*` variables (they would change the CLI's behaviour), piped output, and a
+/// piped or closed stdin.
+pub(crate) fn ctl_command(
+    bin: &std::path::Path,
+    endpoint: &str,
+    args: &[&str],
+    piped_stdin: bool,
+) -> Command {
+    let mut cmd = Command::new(bin);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ETCDCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .stdin(if piped_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }

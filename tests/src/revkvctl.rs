@@ -2,7 +2,6 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Environment variable overriding the revkvctl binary location.
@@ -14,32 +13,7 @@ pub const REVKVCTL_BIN_ENV: &str = "REVKVCTL_BIN";
 /// # Panics
 /// If the binary does not exist.
 pub fn revkvctl_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os(REVKVCTL_BIN_ENV) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "{REVKVCTL_BIN_ENV}={} does not exist",
-            p.display()
-        );
-        return p;
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let candidates: Vec<PathBuf> = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|d| d.join("revkvctl"))
-        .collect();
-    candidates
-        .iter()
-        .rev()
-        .find(|c| c.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "revkvctl not found (looked at {candidates:?}); build it: cargo build -p revkvctl"
-            )
-        })
+    crate::server::workspace_bin("revkvctl", REVKVCTL_BIN_ENV, "-p revkvctl")
 }
 
 /// What one CLI run produced.
@@ -66,23 +40,8 @@ pub fn run_cli(
     env: &[(&str, &str)],
     limit: Duration,
 ) -> Run {
-    let mut cmd = Command::new(bin);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ETCDCTL_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("ETCDCTL_API", "3")
-        .envs(env.iter().copied())
-        .arg(format!("--endpoints={endpoint}"))
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = crate::etcdctl::ctl_command(bin, endpoint, args, stdin.is_some());
+    cmd.envs(env.iter().copied());
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));

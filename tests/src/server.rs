@@ -74,7 +74,7 @@ pub fn revkv_bench_bin() -> PathBuf {
 /// A binary of this workspace: `$env` if set, else `name` in the profile directory
 /// of the running test executable. Test executables of another package cannot use
 /// `CARGO_BIN_EXE_*`, so they look where cargo puts every binary of the workspace.
-fn workspace_bin(name: &str, env: &str, build: &str) -> PathBuf {
+pub(crate) fn workspace_bin(name: &str, env: &str, build: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
         let p = PathBuf::from(p);
         assert!(
