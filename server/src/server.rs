@@ -21,6 +21,7 @@ use crate::lease::{self, Lessor, LessorConfig};
 use crate::metrics::Metrics;
 use crate::mvcc::compact::{Compactor, CompactorConfig};
 use crate::mvcc::KvStore;
+use crate::raft::entry_log::EntryLogConfig;
 use crate::raft::snapshot::{self as raft_snapshot, Snapshots};
 use crate::raft::{self, LogStore, Mailbox, NodeSinks, RaftConfig, RaftHandle};
 use crate::storage::{self, meta, Storage, StorageConfig};
@@ -132,6 +133,7 @@ impl Server {
                 learners: boot.learners(),
                 ..Default::default()
             },
+            EntryLogConfig::default(),
         )?
         .with_snapshots(snapshots.clone());
 

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use revkv_proto::mvccpb::{event::EventType, Event, KeyValue};
-use rocksdb::WriteBatch;
+use rocksdb::{DBRawIteratorWithThreadMode, WriteBatch, DB};
 
 use super::record::{EventRecord, KeyRecord};
 use super::scan::{merge_newer, KeyRange, Version, VersionScan};
@@ -28,6 +28,11 @@ pub struct ApplyBatch<'s> {
     rev: i64,
     compact: Option<i64>,
     events: Vec<Event>,
+    /// One iterator over the `key` CF for every previous-version lookup of the batch
+    /// (made on first use): creating a RocksDB iterator costs more than the seek.
+    /// It sees the store as of its creation, which is the store before this batch,
+    /// since the batch is written only at commit; `overlay` has the batch's own writes.
+    latest: Option<DBRawIteratorWithThreadMode<'s, DB>>,
 }
 
 /// What a committed batch changed.
@@ -51,6 +56,40 @@ impl<'s> ApplyBatch<'s> {
             rev: store.current_rev(),
             compact: None,
             events: Vec::new(),
+            latest: None,
+        }
+    }
+
+    /// The newest version of `key` without its value (tombstones included), or `None`
+    /// if the key was never written (or compacted away).
+    fn latest_meta(&mut self, key: &[u8]) -> Result<Option<KeyRecord>> {
+        if let Some((_, rec)) = self.overlay.get(key).and_then(|v| v.last()) {
+            return Ok(Some(KeyRecord {
+                tombstone: rec.tombstone,
+                create_revision: rec.create_revision,
+                version: rec.version,
+                lease: rec.lease,
+                value: Vec::new(),
+            }));
+        }
+        let store = self.store;
+        let it = self.latest.get_or_insert_with(|| {
+            let storage = store.storage();
+            storage.db().raw_iterator_cf(storage.cf(CF_KEY))
+        });
+        // Versions sort newest first right after the encoded key.
+        let prefix = keys::encode_user_key(key);
+        it.seek(&prefix);
+        match (it.key(), it.value()) {
+            (Some(k), Some(v))
+                if k.len() == prefix.len() + keys::REVISION_LEN && k.starts_with(&prefix) =>
+            {
+                Ok(Some(KeyRecord::decode_meta(v)?))
+            }
+            _ => {
+                it.status()?;
+                Ok(None)
+            }
         }
     }
 
@@ -266,7 +305,7 @@ impl WriteTxn<'_, '_> {
     /// Moving a key to another lease (or to none) detaches it from the old one.
     pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Result<i64> {
         let rev = self.begin_rev + 1;
-        let prev = self.get(key)?;
+        let prev = self.batch.latest_meta(key)?.filter(|p| !p.tombstone);
         let (create_revision, version) = match &prev {
             Some(prev) => (prev.create_revision, prev.version + 1),
             None => (rev, 1),

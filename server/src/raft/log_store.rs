@@ -1,8 +1,15 @@
-//! The raft log, hard state and conf state in the `raft` column family.
+//! The raft log: entries in segment files ([`EntryLog`]), hard state and conf state in
+//! the `raft` column family.
 //!
-//! Keys: `b'e' ++ index(be u64)` -> entry (the raft crate's protobuf encoding);
-//! `hard_state`, `conf_state`, `truncated` (index and term of the last entry removed by
-//! log compaction, so `term(first_index - 1)` still answers as the raft crate requires).
+//! CF keys: `hard_state`, `conf_state`, `truncated` (index and term of the last entry
+//! removed by log compaction, so `term(first_index - 1)` still answers as the raft
+//! crate requires). Older data dirs kept entries in the CF too, under
+//! `b'e' ++ index(be u64)`; open moves them into the segment files.
+//!
+//! Durability: entries are synced before any hard state that could refer to them is
+//! written; a hard state with a new term or vote is synced (raft must not forget a
+//! vote), one that only moves the commit index is not (the applier's batch, which
+//! follows it in RocksDB's WAL, is what depends on it).
 //!
 //! This type is owned by the raft task (inside `RawNode`); only that task writes it.
 
@@ -13,6 +20,7 @@ use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{ReadOptions, WriteBatch};
 
+use super::entry_log::{self, EntryLog, EntryLogConfig};
 use super::snapshot::Snapshots;
 use crate::storage::{Storage, CF_RAFT};
 
@@ -32,17 +40,57 @@ fn other<E: std::error::Error + Send + Sync + 'static>(e: E) -> raft::Error {
     raft::Error::Store(StorageError::Other(Box::new(e)))
 }
 
+fn log_err(e: entry_log::Error) -> raft::Error {
+    match e {
+        entry_log::Error::Compacted(_) => raft::Error::Store(StorageError::Compacted),
+        entry_log::Error::Unavailable(_) => raft::Error::Store(StorageError::Unavailable),
+        e => other(e),
+    }
+}
+
 /// Raft's view of its persistent log.
 pub struct LogStore {
     storage: Storage,
+    log: EntryLog,
     hard_state: HardState,
     conf_state: ConfState,
     /// Index and term of the newest entry removed by compaction (0, 0 if none).
     truncated: (u64, u64),
-    last_index: u64,
     /// Where raft snapshots come from; without it raft is always told "temporarily
     /// unavailable" (a single member never needs one).
     snapshots: Option<Arc<Snapshots>>,
+}
+
+/// The CF records of a log store.
+struct CfState {
+    hard_state: HardState,
+    conf_state: Option<ConfState>,
+    truncated: (u64, u64),
+}
+
+fn read_cf_state(storage: &Storage) -> raft::Result<CfState> {
+    let cf = storage.cf(CF_RAFT);
+    let read = |key: &[u8]| storage.db().get_cf(cf, key).map_err(other);
+    let hard_state = match read(HARD_STATE)? {
+        Some(b) => HardState::parse_from_bytes(&b)?,
+        None => HardState::default(),
+    };
+    let conf_state = match read(CONF_STATE)? {
+        Some(b) => Some(ConfState::parse_from_bytes(&b)?),
+        None => None,
+    };
+    let truncated = match read(TRUNCATED)? {
+        Some(b) if b.len() == 16 => (
+            crate::storage::decode_u64(&b[..8]).unwrap_or(0),
+            crate::storage::decode_u64(&b[8..]).unwrap_or(0),
+        ),
+        _ => (0, 0),
+    };
+    Ok(CfState {
+        hard_state,
+        conf_state,
+        truncated,
+    })
 }
 
 impl LogStore {
@@ -53,53 +101,104 @@ impl LogStore {
             voters: initial_voters.to_vec(),
             ..Default::default()
         };
-        LogStore::open_with(storage, initial)
+        LogStore::open_with(storage, initial, EntryLogConfig::default())
     }
 
-    /// Like [`LogStore::open`] with a whole initial configuration: a member joining a
-    /// running cluster starts from the cluster's current voters and learners.
-    pub fn open_with(storage: Storage, initial: ConfState) -> raft::Result<LogStore> {
-        let cf = storage.cf(CF_RAFT);
-        let db = storage.db();
-        let read = |key: &[u8]| db.get_cf(cf, key).map_err(other);
-        let hard_state = match read(HARD_STATE)? {
-            Some(b) => HardState::parse_from_bytes(&b)?,
-            None => HardState::default(),
-        };
-        let conf_state = match read(CONF_STATE)? {
-            Some(b) => ConfState::parse_from_bytes(&b)?,
+    /// Like [`LogStore::open`] with a whole initial configuration (a member joining a
+    /// running cluster starts from the cluster's current voters and learners) and the
+    /// entry log's tunables. The segment files live in `wal` beside the database.
+    pub fn open_with(
+        storage: Storage,
+        initial: ConfState,
+        log_cfg: EntryLogConfig,
+    ) -> raft::Result<LogStore> {
+        let state = read_cf_state(&storage)?;
+        let conf_state = match state.conf_state {
+            Some(cs) => cs,
             None => {
-                let cs = initial;
                 let mut wb = WriteBatch::default();
-                wb.put_cf(cf, CONF_STATE, cs.write_to_bytes()?);
+                wb.put_cf(storage.cf(CF_RAFT), CONF_STATE, initial.write_to_bytes()?);
                 storage.write(wb, true).map_err(other)?;
-                cs
+                initial
             }
         };
-        let truncated = match read(TRUNCATED)? {
-            Some(b) if b.len() == 16 => (
-                crate::storage::decode_u64(&b[..8]).unwrap_or(0),
-                crate::storage::decode_u64(&b[8..]).unwrap_or(0),
-            ),
-            _ => (0, 0),
-        };
-        let mut it = db.raw_iterator_cf(cf);
-        it.seek_for_prev(entry_key(u64::MAX));
-        let last_index = match it.key() {
-            Some(k) if k.len() == 9 && k[0] == ENTRY_PREFIX => {
-                crate::storage::decode_u64(&k[1..]).unwrap_or(0)
-            }
-            _ => truncated.0,
-        };
-        drop(it);
-        Ok(LogStore {
+        let dir = storage
+            .path()
+            .parent()
+            .unwrap_or(storage.path())
+            .join("wal");
+        let log = EntryLog::open(&dir, log_cfg).map_err(log_err)?;
+        let mut store = LogStore {
             storage,
-            hard_state,
+            log,
+            hard_state: state.hard_state,
             conf_state,
-            truncated,
-            last_index,
+            truncated: state.truncated,
             snapshots: None,
-        })
+        };
+        store.migrate_cf_entries()?;
+        store.fit_log_to_truncated()?;
+        Ok(store)
+    }
+
+    /// Moves entries an older version kept in the raft CF into the segment files.
+    fn migrate_cf_entries(&mut self) -> raft::Result<()> {
+        let cf = self.storage.cf(CF_RAFT);
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(entry_key(u64::MAX).to_vec());
+        let mut it = self.storage.db().raw_iterator_cf_opt(cf, opts);
+        it.seek(entry_key(self.truncated.0 + 1));
+        let mut entries = Vec::new();
+        while let Some(v) = it.value() {
+            entries.push(Entry::parse_from_bytes(v)?);
+            it.next();
+        }
+        it.status().map_err(other)?;
+        drop(it);
+        let mut it = self.storage.db().raw_iterator_cf(cf);
+        it.seek(entry_key(0));
+        let any = matches!(it.key(), Some(k) if k.first() == Some(&ENTRY_PREFIX) && k.len() == 9);
+        drop(it);
+        if !any {
+            return Ok(());
+        }
+        if let Some(head) = entries.first() {
+            self.log.reset(head.index - 1).map_err(log_err)?;
+            self.log.append(&entries).map_err(log_err)?;
+            self.log.sync().map_err(log_err)?;
+        }
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(cf, entry_key(0), entry_key(u64::MAX));
+        self.storage.write(wb, true).map_err(other)?;
+        tracing::info!(
+            entries = entries.len(),
+            "moved raft log entries into segment files"
+        );
+        Ok(())
+    }
+
+    /// Makes the log start right after `truncated`: entries at or below it are
+    /// dropped, and a log that does not continue from it (a snapshot install replaced
+    /// the state before the log was cleared, or nothing is left) starts empty there.
+    fn fit_log_to_truncated(&mut self) -> raft::Result<()> {
+        let (index, term) = self.truncated;
+        let continues = self.log.first_index() <= index + 1
+            && self.log.last_index() >= index
+            && (index < self.log.first_index() || self.log.term(index) == Some(term));
+        if continues {
+            self.log.compact(index).map_err(log_err)?;
+        } else {
+            if self.log.last_index() >= self.log.first_index() {
+                tracing::warn!(
+                    truncated = index,
+                    first = self.log.first_index(),
+                    last = self.log.last_index(),
+                    "dropping raft log entries that do not continue from the snapshot"
+                );
+            }
+            self.log.reset(index).map_err(log_err)?;
+        }
+        Ok(())
     }
 
     /// Serves raft snapshots from `snapshots`.
@@ -134,12 +233,16 @@ impl LogStore {
         ])
     }
 
-    /// Re-reads everything from the raft CF (after a snapshot install rewrote it).
+    /// Re-reads the raft CF (after a snapshot install rewrote it) and empties the
+    /// entry log to continue after the snapshot.
     pub fn reload(&mut self) -> raft::Result<()> {
-        let fresh = LogStore::open(self.storage.clone(), &self.conf_state.voters)?;
-        let snapshots = self.snapshots.take();
-        *self = LogStore { snapshots, ..fresh };
-        Ok(())
+        let state = read_cf_state(&self.storage)?;
+        self.hard_state = state.hard_state;
+        if let Some(cs) = state.conf_state {
+            self.conf_state = cs;
+        }
+        self.truncated = state.truncated;
+        self.log.reset(self.truncated.0).map_err(log_err)
     }
 
     pub fn hard_state(&self) -> &HardState {
@@ -150,34 +253,22 @@ impl LogStore {
         &self.conf_state
     }
 
-    /// Appends `entries` (replacing any conflicting tail) and saves `hs`, in one synced
-    /// write: the single fsync that all proposals of one Ready share.
+    /// Appends `entries` (replacing any conflicting tail) and saves `hs`: the one
+    /// fsync that all proposals of one Ready share, and a second only when the term or
+    /// vote changed.
     pub fn append(&mut self, entries: &[Entry], hs: Option<&HardState>) -> raft::Result<()> {
-        let cf = self.storage.cf(CF_RAFT);
-        let mut wb = WriteBatch::default();
-        if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+        if let Some(first) = entries.first() {
             if first.index <= self.truncated.0 {
                 return Err(raft::Error::Store(StorageError::Compacted));
             }
-            for e in entries {
-                wb.put_cf(cf, entry_key(e.index), e.write_to_bytes()?);
-            }
-            if last.index < self.last_index {
-                wb.delete_range_cf(
-                    cf,
-                    entry_key(last.index + 1),
-                    entry_key(self.last_index + 1),
-                );
-            }
+            self.log.append(entries).map_err(log_err)?;
+            self.log.sync().map_err(log_err)?;
         }
         if let Some(hs) = hs {
-            wb.put_cf(cf, HARD_STATE, hs.write_to_bytes()?);
-        }
-        self.storage.write(wb, true).map_err(other)?;
-        if let Some(last) = entries.last() {
-            self.last_index = last.index;
-        }
-        if let Some(hs) = hs {
+            let vote_or_term = hs.term != self.hard_state.term || hs.vote != self.hard_state.vote;
+            let mut wb = WriteBatch::default();
+            wb.put_cf(self.storage.cf(CF_RAFT), HARD_STATE, hs.write_to_bytes()?);
+            self.storage.write(wb, vote_or_term).map_err(other)?;
             self.hard_state = hs.clone();
         }
         Ok(())
@@ -222,32 +313,23 @@ impl LogStore {
         self.conf_state = cs;
     }
 
-    /// Drops entries up to and including `index` (which must be applied).
+    /// Drops entries up to and including `index` (which must be applied). The synced
+    /// write of the new truncation point also makes the applier's unsynced writes
+    /// durable (one RocksDB WAL), so the state those entries led to survives a crash
+    /// before they are deleted.
     pub fn compact(&mut self, index: u64) -> raft::Result<()> {
-        if index <= self.truncated.0 || index > self.last_index {
+        if index <= self.truncated.0 || index > self.log.last_index() {
             return Ok(());
         }
         let term = raft::Storage::term(self, index)?;
-        let cf = self.storage.cf(CF_RAFT);
-        let mut wb = WriteBatch::default();
-        wb.delete_range_cf(cf, entry_key(0), entry_key(index + 1));
         let mut t = Vec::with_capacity(16);
         t.extend_from_slice(&index.to_be_bytes());
         t.extend_from_slice(&term.to_be_bytes());
-        wb.put_cf(cf, TRUNCATED, t);
-        self.storage.write(wb, false).map_err(other)?;
+        let mut wb = WriteBatch::default();
+        wb.put_cf(self.storage.cf(CF_RAFT), TRUNCATED, t);
+        self.storage.write(wb, true).map_err(other)?;
         self.truncated = (index, term);
-        Ok(())
-    }
-
-    fn read_entry(&self, index: u64) -> raft::Result<Entry> {
-        let raw = self
-            .storage
-            .db()
-            .get_pinned_cf(self.storage.cf(CF_RAFT), entry_key(index))
-            .map_err(other)?
-            .ok_or(raft::Error::Store(StorageError::Unavailable))?;
-        Ok(Entry::parse_from_bytes(&raw)?)
+        self.log.compact(index).map_err(log_err)
     }
 }
 
@@ -269,33 +351,11 @@ impl raft::Storage for LogStore {
         if low <= self.truncated.0 {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
-        if high > self.last_index + 1 {
+        if high > self.log.last_index() + 1 {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
         let max_size = max_size.into().unwrap_or(u64::MAX);
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(entry_key(high).to_vec());
-        let mut it = self
-            .storage
-            .db()
-            .raw_iterator_cf_opt(self.storage.cf(CF_RAFT), opts);
-        it.seek(entry_key(low));
-        let mut out = Vec::with_capacity((high - low) as usize);
-        let mut size = 0u64;
-        while let Some(v) = it.value() {
-            size += v.len() as u64;
-            // Always return at least one entry, as the trait requires.
-            if !out.is_empty() && size > max_size {
-                break;
-            }
-            out.push(Entry::parse_from_bytes(v)?);
-            it.next();
-        }
-        it.status().map_err(other)?;
-        if out.len() as u64 != high - low && size <= max_size {
-            return Err(raft::Error::Store(StorageError::Unavailable));
-        }
-        Ok(out)
+        self.log.entries(low, high, max_size).map_err(log_err)
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
@@ -305,10 +365,9 @@ impl raft::Storage for LogStore {
         if idx < self.truncated.0 {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
-        if idx > self.last_index {
-            return Err(raft::Error::Store(StorageError::Unavailable));
-        }
-        Ok(self.read_entry(idx)?.term)
+        self.log
+            .term(idx)
+            .ok_or(raft::Error::Store(StorageError::Unavailable))
     }
 
     fn first_index(&self) -> raft::Result<u64> {
@@ -316,7 +375,7 @@ impl raft::Storage for LogStore {
     }
 
     fn last_index(&self) -> raft::Result<u64> {
-        Ok(self.last_index)
+        Ok(self.log.last_index())
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
@@ -349,6 +408,81 @@ mod tests {
             data: vec![index as u8].into(),
             ..Default::default()
         }
+    }
+
+    /// A log store whose segments hold a few entries each.
+    fn open_small(st: &Storage, voters: &[u64]) -> LogStore {
+        let cs = ConfState {
+            voters: voters.to_vec(),
+            ..Default::default()
+        };
+        let cfg = EntryLogConfig {
+            segment_bytes: 128,
+            cache_bytes: 0,
+        };
+        LogStore::open_with(st.clone(), cs, cfg).expect("log")
+    }
+
+    #[test]
+    fn compaction_drops_segments_and_a_reopen_starts_after_the_truncation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = Storage::open(dir.path(), &StorageConfig::default()).expect("open");
+        let mut log = open_small(&st, &[1]);
+        let es: Vec<_> = (1..=40).map(|i| entry(i, 1)).collect();
+        log.append(&es, None).expect("append");
+        let wal = dir.path().join("wal");
+        let files = || std::fs::read_dir(&wal).expect("wal dir").count();
+        let before = files();
+        log.compact(30).expect("compact");
+        assert!(
+            files() < before,
+            "{} segments before, {} after",
+            before,
+            files()
+        );
+        drop(log);
+        let log = open_small(&st, &[1]);
+        assert_eq!(
+            (log.first_index().expect("f"), log.last_index().expect("l")),
+            (31, 40)
+        );
+        assert_eq!(log.term(30).expect("t"), 1);
+        let got = log
+            .entries(31, 41, None, GetEntriesContext::empty(false))
+            .expect("e");
+        assert_eq!(got, es[30..].to_vec());
+    }
+
+    #[test]
+    fn entries_an_older_version_kept_in_the_cf_move_to_the_segment_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = Storage::open(dir.path(), &StorageConfig::default()).expect("open");
+        let cf = st.cf(CF_RAFT);
+        let mut wb = WriteBatch::default();
+        for i in 1..=5 {
+            wb.put_cf(
+                cf,
+                entry_key(i),
+                entry(i, 2).write_to_bytes().expect("encode"),
+            );
+        }
+        st.write(wb, true).expect("write");
+        let log = LogStore::open(st.clone(), &[1]).expect("log");
+        assert_eq!(log.last_index().expect("l"), 5);
+        assert_eq!(log.term(5).expect("t"), 2);
+        drop(log);
+        let mut it = st.db().raw_iterator_cf(cf);
+        it.seek(entry_key(0));
+        assert!(
+            !matches!(it.key(), Some(k) if k.first() == Some(&ENTRY_PREFIX) && k.len() == 9),
+            "the CF copies are gone"
+        );
+        drop(it);
+        let log = LogStore::open(st, &[1]).expect("reopen");
+        let got = log
+            .entries(1, 6, None, GetEntriesContext::empty(false))
+            .expect("e");
+        assert_eq!(got, (1..=5).map(|i| entry(i, 2)).collect::<Vec<_>>());
     }
 
     #[test]

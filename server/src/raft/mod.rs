@@ -1,5 +1,6 @@
 //! Consensus: the raft node driver and its persistent log (tikv's `raft` crate).
 
+pub mod entry_log;
 pub mod log_store;
 pub mod node;
 pub mod snapshot;
