@@ -314,8 +314,10 @@ mod tests {
             .expect("members");
         let on_disk = Membership::from_proto(prost::Message::decode(&raw[..]).expect("decode"));
         assert_eq!(on_disk, *shared.read());
-        let log = LogStore::open(storage.clone(), &[9]).expect("log");
-        assert_eq!(log.conf_state().learners, vec![3]);
+        let cs = LogStore::persisted_conf_state(&storage)
+            .expect("read")
+            .expect("conf state");
+        assert_eq!(cs.learners, vec![3]);
         assert_eq!(
             storage.get_meta_u64(meta::APPLIED_INDEX).expect("get"),
             Some(6)

@@ -6,10 +6,12 @@
 //! crate requires). Older data dirs kept entries in the CF too, under
 //! `b'e' ++ index(be u64)`; open moves them into the segment files.
 //!
-//! Durability: entries are synced before any hard state that could refer to them is
-//! written; a hard state with a new term or vote is synced (raft must not forget a
-//! vote), one that only moves the commit index is not (the applier's batch, which
-//! follows it in RocksDB's WAL, is what depends on it).
+//! Durability: entries are synced before the hard state that could refer to them is
+//! written, and a hard state is written (synced) only when its term or vote changes:
+//! raft must never forget a vote. The commit index alone is not persisted, as in the
+//! raft paper it is volatile: open raises it to the applied index (raft-rs requires
+//! `applied <= commit`), and raft learns the rest again from the leader, or as a
+//! single voter by committing an entry of its new term.
 //!
 //! This type is owned by the raft task (inside `RawNode`); only that task writes it.
 
@@ -22,7 +24,7 @@ use rocksdb::{ReadOptions, WriteBatch};
 
 use super::entry_log::{self, EntryLog, EntryLogConfig};
 use super::snapshot::Snapshots;
-use crate::storage::{Storage, CF_RAFT};
+use crate::storage::{meta, Storage, CF_RAFT};
 
 const ENTRY_PREFIX: u8 = b'e';
 const HARD_STATE: &[u8] = b"hard_state";
@@ -138,7 +140,33 @@ impl LogStore {
         };
         store.migrate_cf_entries()?;
         store.fit_log_to_truncated()?;
+        store.raise_commit_to_applied()?;
         Ok(store)
+    }
+
+    /// The configuration persisted in the raft CF, if any (what open would load).
+    pub fn persisted_conf_state(storage: &Storage) -> raft::Result<Option<ConfState>> {
+        Ok(read_cf_state(storage)?.conf_state)
+    }
+
+    /// Everything applied was committed; the commit index on disk may be older.
+    fn raise_commit_to_applied(&mut self) -> raft::Result<()> {
+        let applied = self
+            .storage
+            .get_meta_u64(meta::APPLIED_INDEX)
+            .map_err(other)?
+            .unwrap_or(0);
+        if applied > self.log.last_index() {
+            return Err(other(entry_log::Error::Corrupt {
+                path: self.storage.path().to_path_buf(),
+                what: format!(
+                    "applied index {applied} is past the raft log's last entry {}",
+                    self.log.last_index()
+                ),
+            }));
+        }
+        self.hard_state.commit = self.hard_state.commit.max(applied);
+        Ok(())
     }
 
     /// Moves entries an older version kept in the raft CF into the segment files.
@@ -274,17 +302,9 @@ impl LogStore {
         Ok(())
     }
 
-    /// Records a new commit index. Unsynced: it only has to reach the WAL before the
-    /// apply batch that uses it, and the shared WAL orders the two.
-    pub fn set_commit(&mut self, commit: u64) -> raft::Result<()> {
+    /// Records a new commit index, in memory only (module docs).
+    pub fn set_commit(&mut self, commit: u64) {
         self.hard_state.commit = commit;
-        let mut wb = WriteBatch::default();
-        wb.put_cf(
-            self.storage.cf(CF_RAFT),
-            HARD_STATE,
-            self.hard_state.write_to_bytes()?,
-        );
-        self.storage.write(wb, false).map_err(other)
     }
 
     pub fn set_conf_state(&mut self, cs: ConfState) -> raft::Result<()> {
@@ -527,8 +547,16 @@ mod tests {
         assert!(log
             .entries(2, 3, None, GetEntriesContext::empty(false))
             .is_err());
-        log.set_commit(3).expect("commit");
+        // The commit index is not written; the applied index stands in for it at open.
+        log.set_commit(3);
         drop(log);
+        let mut wb = WriteBatch::default();
+        wb.put_cf(
+            st.cf(crate::storage::CF_META),
+            meta::APPLIED_INDEX,
+            crate::storage::encode_u64(3),
+        );
+        st.write(wb, true).expect("applied");
         let log = LogStore::open(st, &[7]).expect("reopen");
         assert_eq!(log.conf_state().voters, vec![1]);
         assert_eq!(

@@ -618,7 +618,7 @@ impl Node {
         // its own thread and reports real progress through `Command::Applied`.
         let mut light = self.raw.advance_append(ready);
         if let Some(commit) = light.commit_index() {
-            self.raw.mut_store().set_commit(commit)?;
+            self.raw.mut_store().set_commit(commit);
             self.status.commit.store(commit, Ordering::Release);
         }
         if !light.messages().is_empty() {
