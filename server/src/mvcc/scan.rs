@@ -98,6 +98,9 @@ impl<'a> VersionScan<'a> {
             }
             KeyRange::Span { end: None, .. } => {}
         }
+        if matches!(range, KeyRange::Span { .. }) {
+            opts = keys::total_order(opts);
+        }
         let cf = storage.cf(CF_KEY);
         let mut it = match snapshot {
             Some(s) => s.raw_iterator_cf_opt(cf, opts),

@@ -75,11 +75,14 @@ impl<'s> ApplyBatch<'s> {
         let store = self.store;
         let it = self.latest.get_or_insert_with(|| {
             let storage = store.storage();
-            storage.db().raw_iterator_cf(storage.cf(CF_KEY))
+            // Prefix mode: a seek stays within its key and skips, by the prefix
+            // blooms, every memtable and table that never held the key.
+            let mut opts = rocksdb::ReadOptions::default();
+            opts.set_prefix_same_as_start(true);
+            storage.db().raw_iterator_cf_opt(storage.cf(CF_KEY), opts)
         });
-        // Versions sort newest first right after the encoded key.
         let prefix = keys::encode_user_key(key);
-        it.seek(&prefix);
+        it.seek(keys::newest_version(key));
         match (it.key(), it.value()) {
             (Some(k), Some(v))
                 if k.len() == prefix.len() + keys::REVISION_LEN && k.starts_with(&prefix) =>

@@ -46,7 +46,8 @@ use rocksdb::{checkpoint::Checkpoint, Options, WriteBatch, DB};
 use sha1::{Digest as _, Sha1};
 
 use super::{
-    meta, Error, Result, Storage, ALL_CFS, CF_AUTH, CF_KEY, CF_LEASE, CF_META, CF_RAFT, CF_REV,
+    keys, meta, Error, Result, Storage, ALL_CFS, CF_AUTH, CF_KEY, CF_LEASE, CF_META, CF_RAFT,
+    CF_REV,
 };
 
 /// Raft CF key of a pending install's journal record (see the module docs).
@@ -339,7 +340,8 @@ pub fn recover(storage: &Storage) -> Result<Option<InstallPlan>> {
 
 /// An exclusive upper bound above every key of `cf`, or `None` if it is empty.
 fn upper_bound(storage: &Storage, cf: &str) -> Option<Vec<u8>> {
-    let mut it = storage.db().raw_iterator_cf(storage.cf(cf));
+    let opts = keys::total_order(rocksdb::ReadOptions::default());
+    let mut it = storage.db().raw_iterator_cf_opt(storage.cf(cf), opts);
     it.seek_to_last();
     let mut k = it.key()?.to_vec();
     k.push(0);

@@ -95,6 +95,31 @@ pub fn encode_user_key(key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The `key` CF's prefix extractor: a version key without its revision, i.e. the
+/// encoded user key shared by all versions of one key.
+pub fn user_key_prefix(version_key: &[u8]) -> &[u8] {
+    &version_key[..version_key.len().saturating_sub(REVISION_LEN)]
+}
+
+/// Whether [`user_key_prefix`] applies: a version key is at least the terminator plus
+/// a revision long.
+pub fn has_user_key_prefix(raw: &[u8]) -> bool {
+    raw.len() >= REVISION_LEN + 2
+}
+
+/// Read options for an iterator over the `key` CF that may cross from one user key
+/// to the next (the CF has a prefix extractor, and RocksDB would otherwise stay in
+/// prefix mode, where crossing a prefix is undefined).
+pub fn total_order(mut opts: rocksdb::ReadOptions) -> rocksdb::ReadOptions {
+    opts.set_total_order_seek(true);
+    opts
+}
+
+/// Seek target of the newest version of `key` (versions sort newest first).
+pub fn newest_version(key: &[u8]) -> Vec<u8> {
+    version_key(key, Revision::new(i64::MAX, i64::MAX))
+}
+
 /// `key` CF key of the version of `key` written at `rev`.
 pub fn version_key(key: &[u8], rev: Revision) -> Vec<u8> {
     let mut out = encode_user_key(key);

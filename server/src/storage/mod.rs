@@ -140,6 +140,18 @@ impl Storage {
             o.set_block_based_table_factory(&table);
             o.set_write_buffer_size(cfg.write_buffer_bytes);
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            if *name == CF_KEY {
+                // Prefix blooms (memtable and tables) on the encoded user key: looking
+                // up a key's versions skips every table and memtable that lacks the
+                // key, which is most of them when a put writes a new key. Scans that
+                // cross keys must ask for total order (`keys::total_order`).
+                o.set_prefix_extractor(rocksdb::SliceTransform::create(
+                    "revkv.user_key",
+                    keys::user_key_prefix,
+                    Some(keys::has_user_key_prefix),
+                ));
+                o.set_memtable_prefix_bloom_ratio(0.1);
+            }
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
