@@ -30,6 +30,15 @@ fn segment_files(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Entries 1..=12 of 40 bytes in small segments, and how many segment files that made.
+fn twelve_in_small_segments() -> (tempfile::TempDir, EntryLog, usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = EntryLog::open(dir.path(), small()).expect("open");
+    log.append(&entries(1..=12, 1, 40)).expect("append");
+    let files = segment_files(dir.path()).len();
+    (dir, log, files)
+}
+
 fn indexes_and_terms(log: &EntryLog) -> Vec<(u64, u64)> {
     if log.last_index() < log.first_index() {
         return Vec::new();
@@ -82,10 +91,7 @@ fn appends_span_segments_and_survive_reopen() {
 
 #[test]
 fn a_conflicting_append_replaces_the_tail_even_across_segments_and_after_reopen() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = EntryLog::open(dir.path(), small()).expect("open");
-    log.append(&entries(1..=12, 1, 40)).expect("append");
-    let before = segment_files(dir.path()).len();
+    let (dir, mut log, before) = twelve_in_small_segments();
     // Entry 3 is in the second segment: the later ones go.
     log.append(&entries(3..=4, 2, 10)).expect("overwrite");
     log.sync().expect("sync");
@@ -172,10 +178,7 @@ fn damage_before_the_last_segment_is_an_error() {
 
 #[test]
 fn compaction_removes_whole_segments_and_reset_empties_the_log() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = EntryLog::open(dir.path(), small()).expect("open");
-    log.append(&entries(1..=12, 1, 40)).expect("append");
-    let before = segment_files(dir.path()).len();
+    let (dir, mut log, before) = twelve_in_small_segments();
     log.compact(7).expect("compact");
     assert_eq!((log.first_index(), log.last_index()), (8, 12));
     assert!(segment_files(dir.path()).len() < before);
