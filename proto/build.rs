@@ -29,6 +29,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         // Methods a service does not implement yet answer Unimplemented.
         .generate_default_stubs(true)
+        // Smaller starting buffers than tonic's 8 KiB (see `src/codec.rs`).
+        .codec_path("crate::codec::SmallBufferCodec")
         .compile_with_config(config, PROTOS, &[PROTO_DIR])?;
     Ok(())
 }

@@ -15,6 +15,8 @@
 //! Everything here is generated at build time from the files under `proto/`;
 //! the build uses a vendored `protoc`, so no system install is needed.
 
+pub mod codec;
+
 /// etcd's `mvccpb` package: [`mvccpb::KeyValue`] and watch [`mvccpb::Event`]s.
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
 pub mod mvccpb {
