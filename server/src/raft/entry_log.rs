@@ -319,7 +319,9 @@ impl EntryLog {
     }
 
     fn current(&self) -> &Segment {
-        // `open` and `reset` always leave a segment to write to.
+        // Invariant: `open` creates a segment when there is none, `reset` adds the new
+        // one before dropping the old, `truncate_from` keeps the segment it truncates
+        // into and `compact` keeps the last one.
         self.segments.back().expect("a current segment")
     }
 
@@ -550,16 +552,23 @@ impl EntryLog {
     /// replaced the state): every segment goes and a fresh one is started.
     pub fn reset(&mut self, after: u64) -> Result<()> {
         let next = self.current().seq + 1;
-        for seg in self.segments.drain(..) {
+        let old: Vec<Segment> = self.segments.drain(..).collect();
+        if let Err(e) = self.add_segment(next) {
+            // Keep a segment to write to, as every other method assumes.
+            self.segments = old.into();
+            return Err(e);
+        }
+        for seg in old {
             drop(seg.file);
             std::fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
         }
+        sync_dir(&self.dir)?;
         self.slots.clear();
         self.cache.clear();
         self.cache_size = 0;
         self.first = after + 1;
         self.cache_first = after + 1;
-        self.add_segment(next)
+        Ok(())
     }
 }
 
