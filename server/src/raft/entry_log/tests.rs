@@ -39,6 +39,20 @@ fn twelve_in_small_segments() -> (tempfile::TempDir, EntryLog, usize) {
     (dir, log, files)
 }
 
+/// Writes `bytes` at `offset` of segment `seq`, as a crash or a bad disk would leave them.
+fn overwrite(dir: &Path, seq: u64, offset: u64, bytes: &[u8]) {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(segment_path(dir, seq))
+        .expect("open segment");
+    file.write_all_at(bytes, offset).expect("overwrite");
+}
+
+/// Every entry from `low` up to `high`, with no size limit.
+fn read(log: &EntryLog, low: u64, high: u64) -> Vec<Entry> {
+    log.entries(low, high, u64::MAX).expect("entries")
+}
+
 fn indexes_and_terms(log: &EntryLog) -> Vec<(u64, u64)> {
     if log.last_index() < log.first_index() {
         return Vec::new();
@@ -62,8 +76,7 @@ fn appends_span_segments_and_survive_reopen() {
         "{:?}",
         segment_files(dir.path())
     );
-    let read = log.entries(3, 8, u64::MAX).expect("entries");
-    assert_eq!(read, entries(3..=7, 1, 40));
+    assert_eq!(read(&log, 3, 8), entries(3..=7, 1, 40));
     // The size limit stops early but never returns nothing.
     assert_eq!(log.entries(3, 8, 0).expect("entries").len(), 1);
     assert_eq!(log.entries(3, 8, 100).expect("entries").len(), 2);
@@ -73,16 +86,10 @@ fn appends_span_segments_and_survive_reopen() {
     assert_eq!((log.first_index(), log.last_index()), (1, 10));
     assert_eq!(log.term(10), Some(1));
     assert_eq!(log.term(11), None);
-    assert_eq!(
-        log.entries(1, 11, u64::MAX).expect("all"),
-        entries(1..=10, 1, 40)
-    );
+    assert_eq!(read(&log, 1, 11), entries(1..=10, 1, 40));
     log.append(&entries(11..=12, 2, 40))
         .expect("append after reopen");
-    assert_eq!(
-        log.entries(11, 13, u64::MAX).expect("new"),
-        entries(11..=12, 2, 40)
-    );
+    assert_eq!(read(&log, 11, 13), entries(11..=12, 2, 40));
     assert!(matches!(
         log.append(&[entry(20, 2, 1)]),
         Err(Error::Gap { .. })
@@ -131,17 +138,11 @@ fn a_torn_tail_is_dropped_and_written_over() {
     let end = log.write_pos;
     drop(log);
     // A record whose payload never fully reached the disk.
-    let path = segment_path(dir.path(), 0);
-    let file = OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open segment");
     let mut torn = Vec::new();
     encode_record(&mut torn, &entry(4, 1, 30)).expect("encode");
     let cut = torn.len() - 5;
     torn[cut..].fill(0);
-    file.write_all_at(&torn, end).expect("write");
-    drop(file);
+    overwrite(dir.path(), 0, end, &torn);
 
     let mut log = EntryLog::open(dir.path(), cfg.clone()).expect("reopen");
     assert_eq!(log.last_index(), 3);
@@ -149,10 +150,7 @@ fn a_torn_tail_is_dropped_and_written_over() {
     log.sync().expect("sync");
     drop(log);
     let log = EntryLog::open(dir.path(), cfg).expect("reopen again");
-    assert_eq!(
-        log.entries(1, 6, u64::MAX).expect("all"),
-        entries(1..=5, 1, 30)
-    );
+    assert_eq!(read(&log, 1, 6), entries(1..=5, 1, 30));
 }
 
 #[test]
@@ -162,14 +160,7 @@ fn damage_before_the_last_segment_is_an_error() {
     log.append(&entries(1..=10, 1, 40)).expect("append");
     log.sync().expect("sync");
     drop(log);
-    let path = segment_path(dir.path(), 0);
-    let file = OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open segment");
-    file.write_all_at(&[0xff; 4], HEADER as u64 + 2)
-        .expect("damage");
-    drop(file);
+    overwrite(dir.path(), 0, HEADER as u64 + 2, &[0xff; 4]);
     assert!(matches!(
         EntryLog::open(dir.path(), small()),
         Err(Error::Corrupt { .. })
@@ -186,10 +177,7 @@ fn compaction_removes_whole_segments_and_reset_empties_the_log() {
         log.entries(7, 8, u64::MAX),
         Err(Error::Compacted(7))
     ));
-    assert_eq!(
-        log.entries(8, 13, u64::MAX).expect("live"),
-        entries(8..=12, 1, 40)
-    );
+    assert_eq!(read(&log, 8, 13), entries(8..=12, 1, 40));
     drop(log);
     let mut log = EntryLog::open(dir.path(), small()).expect("reopen");
     assert!(
@@ -197,10 +185,7 @@ fn compaction_removes_whole_segments_and_reset_empties_the_log() {
         "a kept segment may still hold older entries"
     );
     log.compact(7).expect("compact again");
-    assert_eq!(
-        log.entries(8, 13, u64::MAX).expect("live"),
-        entries(8..=12, 1, 40)
-    );
+    assert_eq!(read(&log, 8, 13), entries(8..=12, 1, 40));
 
     log.reset(100).expect("reset");
     assert_eq!((log.first_index(), log.last_index()), (101, 100));
@@ -222,7 +207,7 @@ fn an_entry_larger_than_a_segment_gets_a_segment_of_its_own() {
     drop(log);
     let log = EntryLog::open(dir.path(), small()).expect("reopen");
     assert_eq!(
-        log.entries(1, 4, u64::MAX).expect("all"),
+        read(&log, 1, 4),
         vec![entry(1, 1, 10), entry(2, 1, 1000), entry(3, 1, 10)]
     );
 }
@@ -237,16 +222,10 @@ fn the_cache_serves_recent_entries_and_agrees_with_the_files() {
     let mut log = EntryLog::open(dir.path(), cfg).expect("open");
     log.append(&entries(1..=20, 1, 30)).expect("append");
     assert!(log.cache_first > 1 && log.cache_first <= 20);
-    assert_eq!(
-        log.entries(1, 21, u64::MAX).expect("all"),
-        entries(1..=20, 1, 30)
-    );
+    assert_eq!(read(&log, 1, 21), entries(1..=20, 1, 30));
     log.append(&entries(19..=19, 2, 30))
         .expect("overwrite cached");
-    assert_eq!(
-        log.entries(18, 20, u64::MAX).expect("tail")[1],
-        entry(19, 2, 30)
-    );
+    assert_eq!(read(&log, 18, 20)[1], entry(19, 2, 30));
     log.append(&entries(2..=2, 3, 30))
         .expect("overwrite uncached");
     assert_eq!(indexes_and_terms(&log), vec![(1, 1), (2, 3)]);
