@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use revkv_proto::io::TcpConnector;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::client::ConnectOptions;
@@ -27,7 +28,7 @@ pub(crate) struct Conn {
 
 impl Conn {
     fn new(uri: String, options: &ConnectOptions) -> Result<Arc<Conn>> {
-        let channel = endpoint(&uri, options)?.connect_lazy();
+        let channel = endpoint(&uri, options)?.connect_with_connector_lazy(TcpConnector);
         Ok(Arc::new(Conn {
             uri,
             channel,
@@ -51,12 +52,12 @@ impl Conn {
     }
 }
 
-/// The tonic endpoint for `uri` with the dial timeout and keep-alives of `options`.
+/// The tonic endpoint for `uri` with the dial timeout and keep-alives of `options`,
+/// to be dialled through [`TcpConnector`] (which sets `TCP_NODELAY`).
 fn endpoint(uri: &str, options: &ConnectOptions) -> Result<Endpoint> {
     let mut ep = Endpoint::from_shared(uri.to_owned())
         .map_err(|e| Error::InvalidArgument(format!("endpoint {uri}: {e}")))?
-        .connect_timeout(options.dial_timeout)
-        .tcp_nodelay(true);
+        .connect_timeout(options.dial_timeout);
     if let Some(interval) = options.keep_alive_time {
         ep = ep
             .http2_keep_alive_interval(interval)
@@ -113,7 +114,7 @@ impl Pool {
         let mut reason = String::new();
         for conn in &conns {
             let ep = endpoint(&conn.uri, &self.options)?;
-            match tokio::time::timeout(self.options.dial_timeout, ep.connect()).await {
+            match tokio::time::timeout(self.options.dial_timeout, ep.connect_with_connector(TcpConnector)).await {
                 Ok(Ok(_)) => {
                     conn.mark(false);
                     return Ok(());

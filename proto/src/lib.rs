@@ -16,6 +16,7 @@
 //! the build uses a vendored `protoc`, so no system install is needed.
 
 pub mod codec;
+pub mod io;
 
 /// etcd's `mvccpb` package: [`mvccpb::KeyValue`] and watch [`mvccpb::Event`]s.
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use revkv_proto::io::{coalescing_incoming, Coalescing};
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::Config;
@@ -144,8 +145,11 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
 /// applies to listeners tonic binds itself; without it, a small unary answer queued
 /// behind a watch event on the same connection waits for the peer's delayed ACK
 /// (40 ms on Linux), which a fan-out benchmark exposed.
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
+/// Wrapped so that h2 batches small frames into one write (`revkv_proto::io`).
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<Coalescing<tokio::net::TcpStream>>> {
+    coalescing_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
 }
 
 async fn shutdown_signal() {

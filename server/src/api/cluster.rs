@@ -161,7 +161,10 @@ impl ClusterService {
             let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url.clone()) else {
                 continue;
             };
-            let channel = match endpoint.timeout(timeout).connect().await {
+            let channel = match endpoint
+                .timeout(timeout)
+                .connect_with_connector(revkv_proto::io::TcpConnector)
+                .await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(url, error = %e, "cannot reach the leader to promote");

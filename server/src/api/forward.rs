@@ -102,8 +102,7 @@ impl LeaderLink {
             .map_err(|_| raft::Error::NoLeader)?
             .connect_timeout(server.cfg.request_timeout())
             .timeout(server.cfg.request_timeout())
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .connect_with_connector_lazy(revkv_proto::io::TcpConnector);
         let client = ForwardClient::new(channel);
         *current = Some((leader, client.clone()));
         Ok(client)

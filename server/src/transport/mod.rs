@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use raft::prelude::Message;
+use revkv_proto::io::TcpConnector;
 use revkv_proto::revkvpb;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
@@ -124,10 +125,9 @@ async fn dial(
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
         .map_err(|_| Error::BadUrl(url.to_string()))?
         .connect_timeout(dial)
-        .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5));
-    let channel = tokio::time::timeout(dial, endpoint.connect())
+    let channel = tokio::time::timeout(dial, endpoint.connect_with_connector(TcpConnector))
         .await
         .map_err(|_| Error::Timeout(dial))??;
     Ok(revkv_proto::revkvpb::peer_client::PeerClient::new(channel)
@@ -430,7 +430,7 @@ async fn fetch_one(url: &str, timeout: Duration) -> Result<revkvpb::Membership, 
         .map_err(|_| Error::BadUrl(url.to_string()))?
         .connect_timeout(timeout)
         .timeout(timeout);
-    let channel = tokio::time::timeout(timeout, endpoint.connect())
+    let channel = tokio::time::timeout(timeout, endpoint.connect_with_connector(TcpConnector))
         .await
         .map_err(|_| Error::Timeout(timeout))??;
     let mut client = revkvpb::peer_client::PeerClient::new(channel);
