@@ -114,7 +114,12 @@ impl Pool {
         let mut reason = String::new();
         for conn in &conns {
             let ep = endpoint(&conn.uri, &self.options)?;
-            match tokio::time::timeout(self.options.dial_timeout, ep.connect_with_connector(TcpConnector)).await {
+            match tokio::time::timeout(
+                self.options.dial_timeout,
+                ep.connect_with_connector(TcpConnector),
+            )
+            .await
+            {
                 Ok(Ok(_)) => {
                     conn.mark(false);
                     return Ok(());

@@ -116,7 +116,10 @@ fn host_port(uri: &Uri) -> io::Result<(String, u16)> {
         Some(other) => return Err(invalid(&format!("scheme {other} is not supported"))),
     }
     let host = uri.host().ok_or_else(|| invalid("no host"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     Ok((host, uri.port_u16().unwrap_or(80)))
 }
 
@@ -127,11 +130,17 @@ mod tests {
     #[test]
     fn host_port_takes_ipv4_ipv6_and_names_and_refuses_tls() {
         let hp = |s: &str| host_port(&s.parse::<Uri>().unwrap());
-        assert_eq!(hp("http://127.0.0.1:2379").unwrap(), ("127.0.0.1".into(), 2379));
+        assert_eq!(
+            hp("http://127.0.0.1:2379").unwrap(),
+            ("127.0.0.1".into(), 2379)
+        );
         assert_eq!(hp("http://[::1]:2379").unwrap(), ("::1".into(), 2379));
         assert_eq!(hp("http://localhost").unwrap(), ("localhost".into(), 80));
         let err = hp("https://127.0.0.1:2379").unwrap_err();
-        assert!(err.to_string().contains("scheme https is not supported"), "{err}");
+        assert!(
+            err.to_string().contains("scheme https is not supported"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

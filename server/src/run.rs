@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use revkv_proto::io::{coalescing_incoming, Coalescing};
+use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::Config;

@@ -164,7 +164,8 @@ impl ClusterService {
             let channel = match endpoint
                 .timeout(timeout)
                 .connect_with_connector(revkv_proto::io::TcpConnector)
-                .await {
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(url, error = %e, "cannot reach the leader to promote");

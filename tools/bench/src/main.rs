@@ -207,6 +207,11 @@ fn to_text(outcome: &Outcome) -> String {
     }
 }
 
+/// The same allocator as the server: the load generator shares the machine with the
+/// system it measures, and CPU it spends in glibc's malloc is CPU neither server gets.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = command_name(&cli.cmd);
