@@ -12,7 +12,11 @@
 //! log entry payload ([`revkvpb::InternalRaftRequest`]) and the peer transport
 //! service ([`revkvpb::peer_server::Peer`]).
 //!
-//! Everything here is generated at build time from the files under `proto/`;
+//! Beside the messages: [`codec`], the prost codec with small starting buffers the
+//! generated services and clients use, and [`io`], the TCP transport on which HTTP/2
+//! packs small frames into one write (servers accept and clients dial through it).
+//!
+//! The messages are generated at build time from the files under `proto/`;
 //! the build uses a vendored `protoc`, so no system install is needed.
 
 pub mod codec;
