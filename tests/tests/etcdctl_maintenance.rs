@@ -332,3 +332,82 @@ fn graceful_restart_keeps_data_and_compaction() {
     assert_eq!(v["kvs"][0]["version"], 3);
     assert_eq!(ctl.put_rev("k", "v4"), current + 1);
 }
+
+// defragmentation and hashes
+
+fn db_size(ctl: &revkv_tests::Etcdctl) -> i64 {
+    let v = ctl.json(&["endpoint", "status"]);
+    v[0]["Status"]["dbSize"].as_i64().expect("dbSize")
+}
+
+#[test]
+fn defrag_gives_back_the_space_of_deleted_and_compacted_data() {
+    let (s, ctl) = start();
+    let value = vec![b'x'; 1 << 20];
+    for i in 0..6 {
+        // The value comes from stdin when the command line has none.
+        ctl.ok_stdin(&["put", &format!("big{i}")], &value);
+    }
+    ctl.ok(&["del", "big", "--prefix"]);
+    let rev = ctl.revision().to_string();
+    ctl.ok(&["compaction", "--physical", &rev]);
+    let before = db_size(&ctl);
+    assert!(before > 4 << 20, "6 MiB written, dbSize {before}");
+
+    assert_eq!(
+        ctl.ok(&["defrag"]),
+        format!("Finished defragmenting etcd member[{}]\n", s.endpoint())
+    );
+    let after = db_size(&ctl);
+    assert!(after < before / 4, "dbSize {before} -> {after}");
+    // Nothing live was lost, and the member goes on serving.
+    assert_eq!(ctl.revision().to_string(), rev);
+    assert_still_serving(&ctl);
+}
+
+fn hash_kv(ctl: &revkv_tests::Etcdctl, rev: i64) -> (u64, i64) {
+    let v = ctl.json(&["endpoint", "hashkv", "--rev", &rev.to_string()]);
+    let h = &v[0]["HashKV"];
+    (
+        h["hash"].as_u64().expect("hash"),
+        h["compact_revision"].as_i64().unwrap_or(0),
+    )
+}
+
+#[test]
+fn endpoint_hashkv_follows_the_history_up_to_a_revision() {
+    let (s, ctl) = start();
+    ctl.put_rev("a", "1");
+    ctl.put_rev("b", "2");
+    let rev = ctl.revision();
+    let (h1, _) = hash_kv(&ctl, 0);
+    assert_eq!(hash_kv(&ctl, 0).0, h1, "the same data hashes the same");
+    assert_eq!(hash_kv(&ctl, rev).0, h1, "0 means the current revision");
+
+    ctl.put_rev("a", "3");
+    let (h2, _) = hash_kv(&ctl, 0);
+    assert_ne!(h2, h1, "a write changes the hash");
+    assert_eq!(hash_kv(&ctl, rev).0, h1, "and not the hash of the past");
+
+    // Simple format: "endpoint, hash".
+    let line = ctl.ok(&["endpoint", "hashkv"]);
+    assert_eq!(line, format!("{}, {h2}\n", s.endpoint()));
+
+    ctl.ok(&["compaction", &rev.to_string()]);
+    assert_eq!(
+        hash_kv(&ctl, 0).1,
+        rev,
+        "the compaction revision is reported"
+    );
+    let err = ctl.fail(&["endpoint", "hashkv", "--rev", &(rev - 1).to_string()]);
+    assert!(
+        err.contains("required revision has been compacted"),
+        "{err}"
+    );
+    let err = ctl.fail(&["endpoint", "hashkv", "--rev", "1000"]);
+    assert!(
+        err.contains("required revision is a future revision"),
+        "{err}"
+    );
+    assert_still_serving(&ctl);
+}

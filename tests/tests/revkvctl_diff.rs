@@ -178,6 +178,8 @@ fn read_only_commands_match_etcdctl() {
             vec!["member", "list"],
             vec!["endpoint", "status"],
             vec!["endpoint", "health"],
+            vec!["endpoint", "hashkv"],
+            vec!["endpoint", "hashkv", "--rev=1000"],
             vec!["lease", "list"],
             vec!["lease", "timetolive", "1234"],
             vec!["lease", "timetolive", "1234", "--keys"],

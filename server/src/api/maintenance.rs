@@ -1,11 +1,12 @@
-//! The Maintenance service: `Status` and `MoveLeader`; the rest answer Unimplemented
-//! until built.
+//! The Maintenance service: `Status`, `MoveLeader`, `Defragment` and `HashKV`; Alarm,
+//! Hash and Snapshot answer Unimplemented until built.
 
 use std::sync::Arc;
 
 use revkv_proto::etcdserverpb::maintenance_server::Maintenance;
 use revkv_proto::etcdserverpb::{
-    MoveLeaderRequest, MoveLeaderResponse, StatusRequest, StatusResponse,
+    DefragmentRequest, DefragmentResponse, HashKvRequest, HashKvResponse, MoveLeaderRequest,
+    MoveLeaderResponse, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -49,6 +50,32 @@ impl MaintenanceService {
             db_size_quota: s.cfg.quota_bytes() as i64,
             downgrade_info: None,
             storage_version: String::new(),
+        })
+    }
+
+    /// etcd's `Defragment`: this member's database only (it is not replicated), done in
+    /// place while the member keeps serving (`Storage::defragment`).
+    async fn defragment(&self) -> Result<DefragmentResponse, Error> {
+        let store = &self.server.store;
+        // Holds off a snapshot install, which would swap the database underneath.
+        tokio::task::block_in_place(|| {
+            let _gate = store.read_gate();
+            store.storage().defragment();
+        });
+        Ok(DefragmentResponse {
+            header: Some(self.server.header(0)),
+        })
+    }
+
+    /// etcd's `HashKV`, over this member's keyspace (see `mvcc::hash`).
+    async fn hash_kv(&self, req: HashKvRequest) -> Result<HashKvResponse, Error> {
+        let store = &self.server.store;
+        let h = tokio::task::block_in_place(|| store.hash_kv(req.revision))?;
+        Ok(HashKvResponse {
+            header: Some(self.server.header(0)),
+            hash: h.hash,
+            compact_revision: h.compact_rev,
+            hash_revision: h.rev,
         })
     }
 
@@ -98,6 +125,29 @@ impl Maintenance for MaintenanceService {
             "etcdserverpb.Maintenance",
             "Status",
             self.status(),
+        )
+        .await
+    }
+
+    async fn defragment(
+        &self,
+        _r: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        instrumented(
+            &self.server,
+            "etcdserverpb.Maintenance",
+            "Defragment",
+            self.defragment(),
+        )
+        .await
+    }
+
+    async fn hash_kv(&self, r: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        instrumented(
+            &self.server,
+            "etcdserverpb.Maintenance",
+            "HashKV",
+            self.hash_kv(r.into_inner()),
         )
         .await
     }

@@ -42,12 +42,14 @@
 //! (see [`crate::storage::keys`]), and opening the store reads three meta values.
 
 pub mod compact;
+pub mod hash;
 pub mod history;
 pub mod record;
 pub mod scan;
 pub mod store;
 pub mod write;
 
+pub use hash::KvHash;
 pub use store::{KvStore, RangeOptions, RangeResult};
 pub use write::{ApplyBatch, WriteTxn};
 

@@ -486,3 +486,41 @@ fn versions_and_scans_are_right_across_flushed_tables_and_the_memtable() {
     f.put("b", "again");
     assert_eq!(f.get_at("b", 0).expect("recreated").3, 1);
 }
+
+/// The same history, compacted logically on one store and also physically on the
+/// other, hashes the same; new writes change the hash at the new revision only.
+#[test]
+fn hash_kv_ignores_the_compactor_and_follows_the_history() {
+    let history = |f: &Fixture| {
+        for i in 0..5 {
+            f.put("k", &format!("v{i}")); // revs 2..=6
+        }
+        f.put("gone", "x"); // 7
+        f.delete("gone", ""); // 8
+        f.put("other", "o"); // 9
+        let mut b = ApplyBatch::new(&f.store);
+        b.compact(8).expect("compact");
+        b.commit(None).expect("commit");
+    };
+    let (a, b) = (fixture(), fixture());
+    history(&a);
+    history(&b);
+    compact_range(&b.store, 0, 8, &CompactorConfig::default()).expect("compact_range");
+
+    let ha = a.store.hash_kv(0).expect("hash a");
+    assert_eq!(ha, b.store.hash_kv(0).expect("hash b"));
+    assert_eq!((ha.rev, ha.compact_rev), (9, 8));
+    assert_eq!(
+        a.store.hash_kv(8).expect("at 8"),
+        b.store.hash_kv(8).expect("at 8")
+    );
+    assert_ne!(a.store.hash_kv(8).expect("at 8").hash, ha.hash);
+
+    a.put("k", "later"); // 10
+    let later = a.store.hash_kv(0).expect("later");
+    assert_ne!(later.hash, ha.hash);
+    assert_eq!(a.store.hash_kv(9).expect("at 9"), ha);
+
+    assert!(matches!(a.store.hash_kv(7), Err(Error::Compacted)));
+    assert!(matches!(a.store.hash_kv(11), Err(Error::FutureRev)));
+}

@@ -1,10 +1,13 @@
 //! RocksDB: the one database behind every revkv member.
 //!
 //! Everything a member persists lives in one RocksDB instance with one column family per
-//! concern (see DESIGN §3). Keeping the raft log and the state machine in the same
-//! database means one write-ahead log orders all writes: a synced raft append also makes
-//! every earlier unsynced apply batch durable, and crash recovery always yields a prefix
-//! of the writes, so "applied index <= persisted commit index" holds after any crash.
+//! concern (see DESIGN §3), except the raft log's entries, which are appended to their
+//! own segment files (`raft::entry_log`); raft's hard state, conf state and truncation
+//! point stay here. Apply batches are written unsynced: crash recovery yields a prefix
+//! of them, and every entry they came from stays in the entry log until a synced write
+//! here (the truncation point, written before any segment is removed) has made them
+//! durable, so "applied index <= last persisted entry" holds after any crash and the
+//! entries after the applied index are always there to replay.
 
 pub mod checkpoint;
 pub mod keys;
@@ -27,7 +30,8 @@ pub const CF_META: &str = "meta";
 pub const CF_LEASE: &str = "lease";
 /// Users, roles, auth revision.
 pub const CF_AUTH: &str = "auth";
-/// Raft log entries, hard state, conf state.
+/// Raft hard state, conf state, log truncation point and snapshot-install journal
+/// (the entries themselves are in `raft::entry_log`'s segment files).
 pub const CF_RAFT: &str = "raft";
 
 pub(crate) const ALL_CFS: [&str; 6] = [CF_REV, CF_KEY, CF_META, CF_LEASE, CF_AUTH, CF_RAFT];
@@ -192,6 +196,19 @@ impl Storage {
         self.db
             .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
         Ok(())
+    }
+
+    /// etcd's defragmentation, done RocksDB's way: a manual compaction of every column
+    /// family over its whole key range, down to the bottom level, rewrites the tables
+    /// without the versions that compaction and deletes removed, and gives their space
+    /// back. Reads and writes go on meanwhile; it returns when the rewrite is done.
+    pub fn defragment(&self) {
+        let mut opts = rocksdb::CompactOptions::default();
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        for name in ALL_CFS {
+            self.db
+                .compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &opts);
+        }
     }
 
     pub fn get_meta_u64(&self, key: &[u8]) -> Result<Option<u64>> {

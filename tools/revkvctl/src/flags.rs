@@ -41,6 +41,9 @@ pub struct Spec {
     pub usage: &'static str,
     /// Left out of the usage text (revkvctl's additions to etcdctl 3.4's flags).
     pub hidden: bool,
+    /// A flag of the command's group (cobra's persistent flag, e.g. `endpoint
+    /// --cluster`): its help lists it with the global options.
+    pub inherited: bool,
 }
 
 impl Spec {
@@ -58,7 +61,14 @@ impl Spec {
             default,
             usage,
             hidden: false,
+            inherited: false,
         }
+    }
+
+    /// The same flag, declared by the command's group.
+    pub const fn inherited(mut self) -> Self {
+        self.inherited = true;
+        self
     }
 
     /// The same flag, left out of the usage text.

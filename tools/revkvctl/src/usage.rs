@@ -31,6 +31,7 @@ const DOCS: &[(&str, &str, &str, &str)] = &[
     ("member promote", "<memberID>", "Promotes a non-voting member in the cluster", "Promotes a non-voting learner member to a voting one in the cluster.\n"),
     ("endpoint health", "", "Checks the healthiness of endpoints specified in `--endpoints` flag", ""),
     ("endpoint status", "", "Prints out the status of endpoints specified in `--endpoints` flag", "When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.\nThe items in the lists are endpoint, ID, version, db size, is leader, is learner, raft term, raft index, raft applied index, errors.\n"),
+    ("endpoint hashkv", "", "Prints the KV history hash for each endpoint in --endpoints", ""),
     ("alarm list", "", "Lists all alarms", ""),
     ("alarm disarm", "", "Disarms all alarms", ""),
     ("auth enable", "", "Enables authentication", ""),
@@ -122,7 +123,8 @@ pub fn command_help(cmd: &Command) -> String {
         }
         out.push('\n');
     }
-    let mut local: Vec<Spec> = cmd.specs.to_vec();
+    let (inherited, mut local): (Vec<Spec>, Vec<Spec>) =
+        cmd.specs.iter().partition(|s| s.inherited);
     let help_usage: &'static str =
         Box::leak(format!("help for {}", cmd.path[cmd.path.len() - 1]).into_boxed_str());
     let mut help = HELP.short('h');
@@ -131,7 +133,8 @@ pub fn command_help(cmd: &Command) -> String {
     out.push_str("OPTIONS:\n");
     out.push_str(&flag_block(&local));
     out.push_str("\nGLOBAL OPTIONS:\n");
-    out.push_str(&flag_block(global::SPECS));
+    let globals: Vec<Spec> = global::SPECS.iter().copied().chain(inherited).collect();
+    out.push_str(&flag_block(&globals));
     out.push('\n');
     out
 }

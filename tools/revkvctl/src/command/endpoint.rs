@@ -1,4 +1,4 @@
-//! `endpoint health|status [--cluster]`: one probe per endpoint.
+//! `endpoint health|status|hashkv [--cluster]`: one probe per endpoint.
 
 use std::time::Instant;
 
@@ -6,21 +6,36 @@ use revkv_client::{GetOptions, Kv};
 use revkv_proto::etcdserverpb as pb;
 
 use super::{err, out, Ctx};
-use crate::conn::Conn;
+use crate::conn::{CallError, Conn};
 use crate::exit::{CtlError, CtlResult, ERROR};
 use crate::flags::{Kind, Spec};
 use crate::global::Global;
 use crate::gofmt;
-use crate::printer::{EpHealth, EpStatus};
+use crate::printer::{EpHashKv, EpHealth, EpStatus};
 use crate::unary;
 
-/// `endpoint`'s flags.
-pub const SPECS: &[Spec] = &[Spec::new(
+/// `endpoint`'s own flag, which every `endpoint` command takes.
+const CLUSTER: Spec = Spec::new(
     "cluster",
     Kind::Bool,
     "false",
     "use all endpoints from the cluster member list",
-)];
+)
+.inherited();
+
+/// `endpoint health|status`'s flags.
+pub const SPECS: &[Spec] = &[CLUSTER];
+
+/// `endpoint hashkv`'s flags.
+pub const HASHKV_SPECS: &[Spec] = &[
+    CLUSTER,
+    Spec::new(
+        "rev",
+        Kind::Int,
+        "0",
+        "maximum revision to hash (default: all revisions)",
+    ),
+];
 
 /// The endpoints to probe: `--endpoints`, or with `--cluster` every member's
 /// client URLs (etcdctl's `endpointsFromCluster`).
@@ -111,28 +126,68 @@ pub async fn execute(sub: &str, ctx: &mut Ctx) -> CtlResult {
         }
         return Ok(());
     }
-    // status
     let conn = Conn::connect(&g).await?;
     drop(conn);
+    if sub == "hashkv" {
+        let req = pb::HashKvRequest {
+            revision: ctx.int("rev"),
+        };
+        let (list, failed) = per_endpoint(&g, eps, "hash", |conn| {
+            let req = req.clone();
+            async move { unary!(conn, conn.maintenance(), hash_kv, req) }
+        })
+        .await?;
+        let list: Vec<EpHashKv> = list
+            .into_iter()
+            .map(|(ep, resp)| EpHashKv { ep, resp })
+            .collect();
+        out(&printer.endpoint_hashkv(&list));
+        // Unlike `status`, etcdctl's `hashkv` also exits with the last error.
+        return match failed {
+            Some(last) => Err(CtlError::error(last)),
+            None => Ok(()),
+        };
+    }
+    // status
+    let (list, failed) = per_endpoint(&g, eps, "status", |conn| async move {
+        unary!(conn, conn.maintenance(), status, pb::StatusRequest {})
+    })
+    .await?;
+    let list: Vec<EpStatus> = list
+        .into_iter()
+        .map(|(ep, resp)| EpStatus { ep, resp })
+        .collect();
+    out(&printer.endpoint_status(&list));
+    match failed {
+        Some(_) => Err(CtlError::silent(ERROR)),
+        None => Ok(()),
+    }
+}
+
+/// Asks every endpoint in turn, printing etcdctl's "Failed to get the <what> of
+/// endpoint" line for each that fails; returns the answers and the last failure.
+async fn per_endpoint<T, F, Fut>(
+    g: &Global,
+    eps: Vec<String>,
+    what: &str,
+    mut call: F,
+) -> CtlResult<(Vec<(String, T)>, Option<String>)>
+where
+    F: FnMut(Conn) -> Fut,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
     let mut list = Vec::new();
-    let mut failed = false;
+    let mut failed = None;
     for ep in eps {
-        let conn = Conn::open(std::slice::from_ref(&ep), &g)?;
-        match unary!(conn, conn.maintenance(), status, pb::StatusRequest {}) {
-            Ok(resp) => list.push(EpStatus { ep, resp }),
+        let conn = Conn::open(std::slice::from_ref(&ep), g)?;
+        match call(conn).await {
+            Ok(resp) => list.push((ep, resp)),
             Err(e) => {
-                failed = true;
-                err(format!(
-                    "Failed to get the status of endpoint {ep} ({})\n",
-                    e.message()
-                )
-                .as_bytes());
+                let msg = e.message();
+                err(format!("Failed to get the {what} of endpoint {ep} ({msg})\n").as_bytes());
+                failed = Some(msg);
             }
         }
     }
-    out(&printer.endpoint_status(&list));
-    if failed {
-        return Err(CtlError::silent(ERROR));
-    }
-    Ok(())
+    Ok((list, failed))
 }

@@ -51,6 +51,11 @@ impl Ctx {
         self.parsed.bool(self.specs, name)
     }
 
+    /// An integer flag of the command.
+    pub fn int(&self, name: &str) -> i64 {
+        self.parsed.int(self.specs, name)
+    }
+
     /// The global settings with `ETCDCTL_*` applied, and the printer
     /// (etcdctl's `clientConfigFromCmd`).
     pub fn global(&mut self) -> CtlResult<(Global, Printer)> {
@@ -182,6 +187,10 @@ pub const COMMANDS: &[Command] = &[
     Command {
         path: &["endpoint", "status"],
         specs: endpoint::SPECS,
+    },
+    Command {
+        path: &["endpoint", "hashkv"],
+        specs: endpoint::HASHKV_SPECS,
     },
     Command {
         path: &["alarm", "list"],

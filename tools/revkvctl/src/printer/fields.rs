@@ -3,7 +3,7 @@
 use revkv_proto::etcdserverpb::{self as pb, response_op};
 use revkv_proto::mvccpb;
 
-use super::{alarm_type_name, event_type_name, EpHealth, EpStatus};
+use super::{alarm_type_name, event_type_name, EpHashKv, EpHealth, EpStatus};
 use crate::gofmt::quote;
 
 fn hdr(out: &mut String, h: Option<&pb::ResponseHeader>) {
@@ -192,6 +192,17 @@ pub fn endpoint_status(eps: &[EpStatus]) -> Vec<u8> {
         // Go's `%v` of a []string.
         out.push_str(&format!("\"Errors\" : [{}]\n", r.errors.join(" ")));
         out.push_str(&format!("\"Endpoint\" : {}\n\n", quote(ep.ep.as_bytes())));
+    }
+    out.into_bytes()
+}
+
+/// `endpoint hashkv`.
+pub fn endpoint_hashkv(hs: &[EpHashKv]) -> Vec<u8> {
+    let mut out = String::new();
+    for h in hs {
+        hdr(&mut out, h.resp.header.as_ref());
+        out.push_str(&format!("\"Endpoint\" : {}\n", quote(h.ep.as_bytes())));
+        out.push_str(&format!("\"Hash\" : {}\n\n", h.resp.hash));
     }
     out.into_bytes()
 }

@@ -9,7 +9,7 @@ use revkv_proto::etcdserverpb::{self as pb, response_op};
 use revkv_proto::mvccpb;
 
 use super::gojson::{self, Obj};
-use super::{EpHealth, EpStatus};
+use super::{EpHashKv, EpHealth, EpStatus};
 
 /// The header's fields, for structs that embed `*pb.ResponseHeader`.
 fn header_fields(o: &mut Obj, h: Option<&pb::ResponseHeader>) {
@@ -269,6 +269,25 @@ pub fn endpoint_status(eps: &[EpStatus]) -> String {
             Obj::new()
                 .str("Endpoint", &e.ep)
                 .raw("Status", &status(&e.resp))
+                .finish()
+        })
+        .collect();
+    gojson::list(&items)
+}
+
+/// A list of etcdctl's `epHashKV`, with etcd 3.4's `pb.HashKVResponse` (no
+/// `hash_revision`, a 3.6 field).
+pub fn endpoint_hashkv(hs: &[EpHashKv]) -> String {
+    let items: Vec<String> = hs
+        .iter()
+        .map(|h| {
+            let mut r = Obj::new();
+            header_field(&mut r, h.resp.header.as_ref());
+            r.int_omit("hash", h.resp.hash)
+                .int_omit("compact_revision", h.resp.compact_revision);
+            Obj::new()
+                .str("Endpoint", &h.ep)
+                .raw("HashKV", &r.finish())
                 .finish()
         })
         .collect();

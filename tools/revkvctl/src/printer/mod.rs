@@ -51,6 +51,15 @@ impl Format {
     }
 }
 
+/// One `endpoint hashkv` answer (etcdctl's `epHashKV`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpHashKv {
+    /// The endpoint as given.
+    pub ep: String,
+    /// The server's answer.
+    pub resp: pb::HashKvResponse,
+}
+
 /// The result of one `endpoint health` probe (etcdctl's `epHealth`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EpHealth {
@@ -259,6 +268,16 @@ impl Printer {
 
     /// `endpoint health`; the simple format writes to stderr, so this returns
     /// (stdout, stderr).
+    /// `endpoint hashkv`.
+    pub fn endpoint_hashkv(&self, hs: &[EpHashKv]) -> Vec<u8> {
+        match self.format {
+            Format::Simple => simple::rows(&table::hashkv_rows(hs)),
+            Format::Json => line(json::endpoint_hashkv(hs)),
+            Format::Fields => fields::endpoint_hashkv(hs),
+            Format::Table => table::render(&table::HASHKV_HEADER, &table::hashkv_rows(hs)),
+        }
+    }
+
     pub fn endpoint_health(&self, hs: &[EpHealth]) -> (Vec<u8>, Vec<u8>) {
         match self.format {
             Format::Simple => (Vec::new(), simple::endpoint_health(hs)),

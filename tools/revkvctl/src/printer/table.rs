@@ -4,7 +4,7 @@
 
 use revkv_proto::etcdserverpb as pb;
 
-use super::{EpHealth, EpStatus};
+use super::{EpHashKv, EpHealth, EpStatus};
 use crate::gofmt::humanize_bytes;
 
 /// `member list` columns.
@@ -30,6 +30,9 @@ pub const STATUS_HEADER: [&str; 10] = [
     "raft applied index",
     "errors",
 ];
+
+/// `endpoint hashkv` columns.
+pub const HASHKV_HEADER: [&str; 2] = ["endpoint", "hash"];
 
 /// `endpoint health` columns.
 pub const HEALTH_HEADER: [&str; 4] = ["endpoint", "health", "took", "error"];
@@ -75,6 +78,13 @@ pub fn status_rows(eps: &[EpStatus]) -> Vec<Vec<String>> {
                 r.errors.join(", "),
             ]
         })
+        .collect()
+}
+
+/// One row per endpoint: the endpoint and its hash.
+pub fn hashkv_rows(hs: &[EpHashKv]) -> Vec<Vec<String>> {
+    hs.iter()
+        .map(|h| vec![h.ep.clone(), h.resp.hash.to_string()])
         .collect()
 }
 
