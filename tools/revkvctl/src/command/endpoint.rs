@@ -132,9 +132,8 @@ pub async fn execute(sub: &str, ctx: &mut Ctx) -> CtlResult {
         let req = pb::HashKvRequest {
             revision: ctx.int("rev"),
         };
-        let (list, failed) = per_endpoint(&g, eps, "hash", |conn| {
-            let req = req.clone();
-            async move { unary!(conn, conn.maintenance(), hash_kv, req) }
+        let (list, failed) = per_endpoint(&g, eps, "hash", |conn| async move {
+            unary!(conn, conn.maintenance(), hash_kv, req)
         })
         .await?;
         let list: Vec<EpHashKv> = list
