@@ -264,9 +264,9 @@ fn lease_attachments_follow_puts_and_deletes() {
     assert!(b.attached_keys(7).expect("keys").is_empty());
 }
 
-#[test]
-fn physical_compaction_removes_only_unreachable_versions() {
-    let f = fixture();
+/// Five versions of `k`, a key put and deleted, another key put, and a compaction at
+/// revision 8 (accepted, not yet carried out).
+fn history_compacted_at_8(f: &Fixture) {
     for i in 0..5 {
         f.put("k", &format!("v{i}")); // revs 2..=6
     }
@@ -276,6 +276,12 @@ fn physical_compaction_removes_only_unreachable_versions() {
     let mut b = ApplyBatch::new(&f.store);
     b.compact(8).expect("compact");
     b.commit(None).expect("commit");
+}
+
+#[test]
+fn physical_compaction_removes_only_unreachable_versions() {
+    let f = fixture();
+    history_compacted_at_8(&f);
     compact_range(
         &f.store,
         0,
@@ -491,20 +497,9 @@ fn versions_and_scans_are_right_across_flushed_tables_and_the_memtable() {
 /// other, hashes the same; new writes change the hash at the new revision only.
 #[test]
 fn hash_kv_ignores_the_compactor_and_follows_the_history() {
-    let history = |f: &Fixture| {
-        for i in 0..5 {
-            f.put("k", &format!("v{i}")); // revs 2..=6
-        }
-        f.put("gone", "x"); // 7
-        f.delete("gone", ""); // 8
-        f.put("other", "o"); // 9
-        let mut b = ApplyBatch::new(&f.store);
-        b.compact(8).expect("compact");
-        b.commit(None).expect("commit");
-    };
     let (a, b) = (fixture(), fixture());
-    history(&a);
-    history(&b);
+    history_compacted_at_8(&a);
+    history_compacted_at_8(&b);
     compact_range(&b.store, 0, 8, &CompactorConfig::default()).expect("compact_range");
 
     let ha = a.store.hash_kv(0).expect("hash a");
