@@ -3,6 +3,7 @@
 pub mod entry_log;
 pub mod log_store;
 pub mod node;
+mod reads;
 pub mod snapshot;
 
 pub use log_store::LogStore;
