@@ -14,10 +14,12 @@ use super::Error;
 pub type WatcherId = u64;
 
 /// What a watcher watches, with etcd's `key` / `range_end` conventions resolved.
+/// A range is boxed: inline, its two keys would make every watcher 16 bytes larger,
+/// single-key watchers included.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum WatchRange {
     Key(Vec<u8>),
-    Range(Interval),
+    Range(Box<Interval>),
 }
 
 impl WatchRange {
@@ -32,15 +34,15 @@ impl WatchRange {
         };
         match range_end {
             [] => Ok(WatchRange::Key(key)),
-            [0] => Ok(WatchRange::Range(Interval {
+            [0] => Ok(WatchRange::Range(Box::new(Interval {
                 start: key,
                 end: End::Unbounded,
-            })),
+            }))),
             end if end <= key.as_slice() => Err(Error::EmptyRange),
-            end => Ok(WatchRange::Range(Interval {
+            end => Ok(WatchRange::Range(Box::new(Interval {
                 start: key,
                 end: End::Key(end.to_vec()),
-            })),
+            }))),
         }
     }
 
@@ -76,7 +78,7 @@ impl WatcherGroup {
             WatchRange::Range(ivl) => match self.ranges.get_mut(ivl) {
                 Some(set) => set.insert(id),
                 None => {
-                    self.ranges.insert(ivl.clone(), HashSet::from([id]));
+                    self.ranges.insert(Interval::clone(ivl), HashSet::from([id]));
                     true
                 }
             },

@@ -495,7 +495,7 @@ mod footprint {
     #[test]
     fn a_watcher_stays_small() {
         assert!(
-            std::mem::size_of::<super::Watcher>() <= 96,
+            std::mem::size_of::<super::Watcher>() <= 72,
             "Watcher grew to {} bytes",
             std::mem::size_of::<super::Watcher>()
         );
