@@ -78,7 +78,8 @@ impl WatcherGroup {
             WatchRange::Range(ivl) => match self.ranges.get_mut(ivl) {
                 Some(set) => set.insert(id),
                 None => {
-                    self.ranges.insert(Interval::clone(ivl), HashSet::from([id]));
+                    self.ranges
+                        .insert(Interval::clone(ivl), HashSet::from([id]));
                     true
                 }
             },
