@@ -299,6 +299,15 @@ impl Server {
         }
     }
 
+    /// The header of etcd's Cluster service answers: like [`Server::header`] but
+    /// without a revision, which etcd's cluster server never sets.
+    pub fn cluster_header(&self) -> ResponseHeader {
+        ResponseHeader {
+            revision: 0,
+            ..self.header(0)
+        }
+    }
+
     /// Completes a header the applier started (its revision, if set, is kept).
     pub fn fill_header(&self, header: &mut Option<ResponseHeader>) {
         let rev = header.as_ref().map_or(0, |h| h.revision);

@@ -411,3 +411,34 @@ fn endpoint_hashkv_follows_the_history_up_to_a_revision() {
     );
     assert_still_serving(&ctl);
 }
+
+/// etcd's Cluster service answers with a header that has no revision (its cluster
+/// server never sets one), whatever the store's revision.
+#[test]
+fn member_answers_carry_a_header_without_a_revision() {
+    let (_s, ctl) = start();
+    ctl.put_rev("k", "v");
+    let no_revision = |v: &serde_json::Value, what: &str| {
+        let h = &v["header"];
+        assert!(h["cluster_id"].as_u64().is_some(), "{what}: {v}");
+        assert!(h["member_id"].as_u64().is_some(), "{what}: {v}");
+        assert!(h.get("revision").is_none(), "{what}: {v}");
+    };
+    no_revision(&ctl.json(&["member", "list"]), "member list");
+    let added = ctl.json(&[
+        "member",
+        "add",
+        "extra",
+        "--learner",
+        "--peer-urls=http://127.0.0.1:1",
+    ]);
+    no_revision(&added, "member add");
+    let id = added["member"]["ID"].as_u64().expect("new member id");
+    let hex = format!("{id:x}");
+    no_revision(
+        &ctl.json(&["member", "update", &hex, "--peer-urls=http://127.0.0.1:2"]),
+        "member update",
+    );
+    no_revision(&ctl.json(&["member", "remove", &hex]), "member remove");
+    assert_still_serving(&ctl);
+}

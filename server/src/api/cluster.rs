@@ -19,7 +19,7 @@ use revkv_proto::etcdserverpb::{
 use revkv_proto::revkvpb::internal_raft_request::Request as Internal;
 use tonic::{Request, Response, Status};
 
-use super::{instrumented, propose};
+use super::instrumented;
 use crate::apply::{member::to_etcd, Applied};
 use crate::cluster::{self, membership::new_member_id, reconfig, Change, Member};
 use crate::server::Server;
@@ -63,7 +63,14 @@ impl ClusterService {
 
     /// Proposes a conf change and takes the response of the expected type.
     async fn configure<T: Applied>(&self, change: &Change) -> Result<T, Error> {
-        super::applied(&self.server, self.server.propose_conf_change(change).await?)
+        self.answer(self.server.propose_conf_change(change).await?)
+    }
+
+    /// An applied response of the expected type, with the Cluster service's header.
+    fn answer<T: Applied>(&self, r: crate::apply::Response) -> Result<T, Error> {
+        let mut resp: T = super::applied(&self.server, r)?;
+        *resp.header_mut() = Some(self.server.cluster_header());
+        Ok(resp)
     }
 
     async fn list(&self, req: MemberListRequest) -> Result<MemberListResponse, Error> {
@@ -73,7 +80,7 @@ impl ClusterService {
         }
         let members = self.server.membership().members().map(to_etcd).collect();
         Ok(MemberListResponse {
-            header: Some(self.server.header(0)),
+            header: Some(self.server.cluster_header()),
             members,
         })
     }
@@ -116,7 +123,7 @@ impl ClusterService {
     async fn update(&self, req: MemberUpdateRequest) -> Result<MemberUpdateResponse, Error> {
         self.server.refuse_on_learner()?;
         check_urls(&req.peer_ur_ls)?;
-        propose(&self.server, Internal::MemberUpdate(req)).await
+        self.answer(self.server.propose(Internal::MemberUpdate(req)).await?)
     }
 
     async fn promote(&self, req: MemberPromoteRequest) -> Result<MemberPromoteResponse, Error> {
