@@ -3,7 +3,7 @@
 //! The single mapping to a gRPC status (etcd's codes and strings) is in
 //! [`crate::api::status`].
 
-use crate::{api, apply, cluster, lease, mvcc, raft, storage};
+use crate::{api, apply, backup, cluster, lease, mvcc, raft, storage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -13,6 +13,8 @@ pub enum Error {
     Raft(#[from] raft::Error),
     #[error(transparent)]
     Storage(#[from] storage::Error),
+    #[error(transparent)]
+    Backup(#[from] backup::Error),
     #[error(transparent)]
     Request(#[from] api::validate::RequestError),
     #[error(transparent)]

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod apply;
+pub mod backup;
 pub mod cluster;
 pub mod config;
 mod error;

@@ -128,7 +128,7 @@ impl From<Error> for Status {
                 cluster::Error::Forwarded(status) => return status.clone(),
                 _ => return internal(&e),
             },
-            Error::Storage(_) => return internal(&e),
+            Error::Storage(_) | Error::Backup(_) => return internal(&e),
             Error::Unsupported(_) => (Code::Unimplemented, "etcdserver: unsupported request"),
             Error::Forwarded(s) => return s.clone(),
         };

@@ -92,6 +92,12 @@ pub fn bootstrap(
     Ok(b)
 }
 
+/// Checks the `--initial-cluster*` flags as a first start checks them, writing
+/// nothing (`snapshot restore` does this before it unpacks anything).
+pub fn check_flags(cfg: &Config) -> Result<(), Error> {
+    local_entry(cfg).map(|_| ())
+}
+
 /// This member's `--initial-cluster` entry, checked against its advertised peer URLs
 /// as etcd checks it, and the whole parsed flag.
 fn local_entry(cfg: &Config) -> Result<(InitialMember, Vec<InitialMember>), Error> {

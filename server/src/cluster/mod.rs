@@ -13,7 +13,7 @@ pub mod conf_change;
 pub mod membership;
 pub mod reconfig;
 
-pub use bootstrap::{bootstrap, Bootstrap};
+pub use bootstrap::{bootstrap, check_flags, Bootstrap};
 pub use membership::{Change, Membership};
 
 use sha1::{Digest, Sha1};

@@ -194,7 +194,7 @@ pub fn digest(dir: &Path) -> Result<CheckpointDigest> {
 }
 
 /// Opens a checkpoint read-only.
-fn open_read_only(dir: &Path) -> Result<DB> {
+pub(crate) fn open_read_only(dir: &Path) -> Result<DB> {
     let opts = Options::default();
     let cfs = DB::list_cf(&opts, dir)?;
     for cf in ALL_CFS {
