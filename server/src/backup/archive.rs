@@ -6,9 +6,12 @@
 //! file*    name length: u16 LE (1..=255) | name (UTF-8, a plain file name)
 //!          | content length: u64 LE | content                 (names ascending)
 //! end      u16 LE 0
+//! padding  zero bytes up to a multiple of 512
 //! trailer  SHA-256 of every byte above                         (32 bytes)
 //! ```
 //!
+//! The padding is for etcdctl: `snapshot save` refuses a download whose length is not
+//! 32 more than a multiple of 512 (a bbolt file is whole pages) as lacking its digest.
 //! The length of the part before the trailer is known from the file list alone, so
 //! the server can report `remaining_bytes` from the first chunk on.
 
@@ -24,6 +27,12 @@ pub const MAGIC: &[u8; 16] = b"revkv-snapshot\0\x01";
 /// Length of the SHA-256 trailer.
 pub const TRAILER: usize = 32;
 const MAX_NAME: usize = 255;
+/// The body is padded to a multiple of this.
+const ALIGN: u64 = 512;
+
+fn padding(unpadded: u64) -> u64 {
+    (ALIGN - unpadded % ALIGN) % ALIGN
+}
 
 /// Bytes before the trailer for a checkpoint holding `files` (name, length).
 pub fn body_len(files: &[(String, u64)]) -> u64 {
@@ -31,7 +40,8 @@ pub fn body_len(files: &[(String, u64)]) -> u64 {
         .iter()
         .map(|(name, len)| 2 + name.len() as u64 + 8 + len)
         .sum();
-    MAGIC.len() as u64 + records + 2
+    let unpadded = MAGIC.len() as u64 + records + 2;
+    unpadded + padding(unpadded)
 }
 
 /// Writes a checkpoint dir as the archive body and trailer, in chunks of at most
@@ -49,6 +59,7 @@ pub fn write(
         sha: Sha256::new(),
         emit,
         open: true,
+        written: 0,
     };
     w.put(MAGIC);
     for (name, len) in files {
@@ -79,6 +90,7 @@ pub fn write(
         }
     }
     w.put(&0u16.to_le_bytes());
+    w.put(&vec![0u8; padding(w.written) as usize]);
     w.flush();
     if w.open {
         let sha = std::mem::take(&mut w.sha).finalize().to_vec();
@@ -93,11 +105,14 @@ struct Chunker<'a> {
     sha: Sha256,
     emit: &'a mut dyn FnMut(Vec<u8>) -> bool,
     open: bool,
+    /// Bytes put so far.
+    written: u64,
 }
 
 impl Chunker<'_> {
     fn put(&mut self, mut data: &[u8]) {
         self.sha.update(data);
+        self.written += data.len() as u64;
         while !data.is_empty() && self.open {
             let n = (self.chunk - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..n]);
@@ -131,6 +146,7 @@ pub fn unpack(src: &mut dyn Read, dest: &Path, skip_hash_check: bool) -> Result<
     let mut r = Hashing {
         inner: src,
         sha: Sha256::new(),
+        read: 0,
     };
     let mut magic = [0u8; 16];
     r.exact(&mut magic)?;
@@ -145,6 +161,11 @@ pub fn unpack(src: &mut dyn Read, dest: &Path, skip_hash_check: bool) -> Result<
         r.exact(&mut n2)?;
         let name_len = u16::from_le_bytes(n2) as usize;
         if name_len == 0 {
+            let mut pad = vec![0u8; padding(r.read) as usize];
+            r.exact(&mut pad)?;
+            if pad.iter().any(|&b| b != 0) {
+                return Err(Error::Format("non-zero padding".into()));
+            }
             break;
         }
         let mut name = vec![0u8; name_len];
@@ -204,6 +225,8 @@ pub fn unpack(src: &mut dyn Read, dest: &Path, skip_hash_check: bool) -> Result<
 struct Hashing<'a> {
     inner: &'a mut dyn Read,
     sha: Sha256,
+    /// Bytes read so far.
+    read: u64,
 }
 
 impl Hashing<'_> {
@@ -213,6 +236,7 @@ impl Hashing<'_> {
             _ => Error::Format(e.to_string()),
         })?;
         self.sha.update(&buf[..]);
+        self.read += buf.len() as u64;
         Ok(())
     }
 }
@@ -247,6 +271,8 @@ mod tests {
         let files = sample(src.path());
         let (bytes, sizes) = archive(src.path(), &files, 32 * 1024);
         assert_eq!(bytes.len() as u64, body_len(&files) + TRAILER as u64);
+        // What etcdctl's `snapshot save` checks before it keeps a download.
+        assert_eq!(bytes.len() % 512, TRAILER);
         assert_eq!(*sizes.last().expect("chunks"), TRAILER);
         assert!(sizes[..sizes.len() - 1].iter().all(|&s| s <= 32 * 1024));
         let dest = tempfile::tempdir().expect("tmp");

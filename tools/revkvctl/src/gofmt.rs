@@ -291,6 +291,21 @@ pub fn humanize_bytes(n: u64) -> String {
     }
 }
 
+/// An OS error as Go prints it (`no such file or directory`), for messages that
+/// etcdctl prints from Go's `os` package (`stat <path>: <errno>`).
+pub fn errno_string(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = match s.find(" (os error ") {
+        Some(i) => &s[..i],
+        None => &s[..],
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,5 +376,13 @@ mod tests {
             assert_eq!(humanize_bytes(n), want);
         }
         assert_eq!(hex_prefixed(b"fo"), "\\x66\\x6f");
+    }
+
+    #[test]
+    fn errno_strings_read_as_go_prints_them() {
+        let e = std::io::Error::from_raw_os_error(2);
+        assert_eq!(errno_string(&e), "no such file or directory");
+        let e = std::io::Error::from_raw_os_error(13);
+        assert_eq!(errno_string(&e), "permission denied");
     }
 }

@@ -137,7 +137,15 @@ pub const COMMANDS: &[Command] = &[
         specs: defrag::SPECS,
     },
     Command {
+        path: &["snapshot", "restore"],
+        specs: snapshot::RESTORE_SPECS,
+    },
+    Command {
         path: &["snapshot", "save"],
+        specs: &[],
+    },
+    Command {
+        path: &["snapshot", "status"],
         specs: &[],
     },
     Command {
@@ -328,6 +336,8 @@ pub async fn run(cmd: &'static Command, mut ctx: Ctx) -> CtlResult {
         ["move-leader"] => move_leader::execute(&mut ctx).await,
         ["defrag"] => defrag::execute(&mut ctx).await,
         ["snapshot", "save"] => snapshot::execute(&mut ctx).await,
+        ["snapshot", "status"] => snapshot::status(&mut ctx),
+        ["snapshot", "restore"] => snapshot::restore(&mut ctx),
         ["lease", sub] => lease::execute(sub, &mut ctx).await,
         ["member", sub] => member::execute(sub, &mut ctx).await,
         ["endpoint", sub] => endpoint::execute(sub, &mut ctx).await,

@@ -3,7 +3,7 @@
 use revkv_proto::etcdserverpb::{self as pb, response_op};
 use revkv_proto::mvccpb;
 
-use super::{alarm_type_name, event_type_name, EpHashKv, EpHealth, EpStatus};
+use super::{alarm_type_name, event_type_name, DbStatus, EpHashKv, EpHealth, EpStatus};
 use crate::gofmt::quote;
 
 fn hdr(out: &mut String, h: Option<&pb::ResponseHeader>) {
@@ -194,6 +194,15 @@ pub fn endpoint_status(eps: &[EpStatus]) -> Vec<u8> {
         out.push_str(&format!("\"Endpoint\" : {}\n\n", quote(ep.ep.as_bytes())));
     }
     out.into_bytes()
+}
+
+/// `snapshot status`.
+pub fn db_status(s: &DbStatus) -> Vec<u8> {
+    format!(
+        "\"Hash\" : {}\n\"Revision\" : {}\n\"Keys\" : {}\n\"Size\" : {}\n",
+        s.hash, s.revision, s.total_key, s.total_size
+    )
+    .into_bytes()
 }
 
 /// `endpoint hashkv`.

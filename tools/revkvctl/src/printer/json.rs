@@ -9,7 +9,7 @@ use revkv_proto::etcdserverpb::{self as pb, response_op};
 use revkv_proto::mvccpb;
 
 use super::gojson::{self, Obj};
-use super::{EpHashKv, EpHealth, EpStatus};
+use super::{DbStatus, EpHashKv, EpHealth, EpStatus};
 
 /// The header's fields, for structs that embed `*pb.ResponseHeader`.
 fn header_fields(o: &mut Obj, h: Option<&pb::ResponseHeader>) {
@@ -273,6 +273,16 @@ pub fn endpoint_status(eps: &[EpStatus]) -> String {
         })
         .collect();
     gojson::list(&items)
+}
+
+/// etcd's `snapshot.Status` (no field omitted when zero).
+pub fn db_status(s: &DbStatus) -> String {
+    Obj::new()
+        .int("hash", s.hash)
+        .int("revision", s.revision)
+        .int("totalKey", s.total_key)
+        .int("totalSize", s.total_size)
+        .finish()
 }
 
 /// A list of etcdctl's `epHashKV`, with etcd 3.4's `pb.HashKVResponse` (no

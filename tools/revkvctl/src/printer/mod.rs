@@ -51,6 +51,15 @@ impl Format {
     }
 }
 
+/// What `snapshot status` prints (etcd's `snapshot.Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbStatus {
+    pub hash: u32,
+    pub revision: i64,
+    pub total_key: u64,
+    pub total_size: u64,
+}
+
 /// One `endpoint hashkv` answer (etcdctl's `epHashKV`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpHashKv {
@@ -268,6 +277,16 @@ impl Printer {
 
     /// `endpoint health`; the simple format writes to stderr, so this returns
     /// (stdout, stderr).
+    /// `snapshot status`.
+    pub fn db_status(&self, s: &DbStatus) -> Vec<u8> {
+        match self.format {
+            Format::Simple => simple::rows(&table::db_status_rows(s)),
+            Format::Json => line(json::db_status(s)),
+            Format::Fields => fields::db_status(s),
+            Format::Table => table::render(&table::DB_STATUS_HEADER, &table::db_status_rows(s)),
+        }
+    }
+
     /// `endpoint hashkv`.
     pub fn endpoint_hashkv(&self, hs: &[EpHashKv]) -> Vec<u8> {
         match self.format {
@@ -343,5 +362,42 @@ pub fn alarm_type_name(t: i32) -> String {
         Ok(pb::AlarmType::Nospace) => "NOSPACE".to_owned(),
         Ok(pb::AlarmType::Corrupt) => "CORRUPT".to_owned(),
         Err(_) => t.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// etcdctl 3.4.23's `snapshot status -w <format>` of a file whose status was
+    /// hash 0x7bb34742, revision 3, 6 keys, 20480 bytes.
+    #[test]
+    fn db_status_prints_as_etcdctl() {
+        let s = DbStatus {
+            hash: 0x7bb3_4742,
+            revision: 3,
+            total_key: 6,
+            total_size: 20480,
+        };
+        let print = |f| String::from_utf8(Printer::new(f, false).db_status(&s)).expect("utf8");
+        assert_eq!(print(Format::Simple), "7bb34742, 3, 6, 20 kB\n");
+        assert_eq!(
+            print(Format::Table),
+            "\
++----------+----------+------------+------------+
+|   HASH   | REVISION | TOTAL KEYS | TOTAL SIZE |
++----------+----------+------------+------------+
+| 7bb34742 |        3 |          6 |      20 kB |
++----------+----------+------------+------------+
+"
+        );
+        assert_eq!(
+            print(Format::Json),
+            "{\"hash\":2075346754,\"revision\":3,\"totalKey\":6,\"totalSize\":20480}\n"
+        );
+        assert_eq!(
+            print(Format::Fields),
+            "\"Hash\" : 2075346754\n\"Revision\" : 3\n\"Keys\" : 6\n\"Size\" : 20480\n"
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use revkv_proto::etcdserverpb as pb;
 
-use super::{EpHashKv, EpHealth, EpStatus};
+use super::{DbStatus, EpHashKv, EpHealth, EpStatus};
 use crate::gofmt::humanize_bytes;
 
 /// `member list` columns.
@@ -33,6 +33,9 @@ pub const STATUS_HEADER: [&str; 10] = [
 
 /// `endpoint hashkv` columns.
 pub const HASHKV_HEADER: [&str; 2] = ["endpoint", "hash"];
+
+/// `snapshot status` columns.
+pub const DB_STATUS_HEADER: [&str; 4] = ["hash", "revision", "total keys", "total size"];
 
 /// `endpoint health` columns.
 pub const HEALTH_HEADER: [&str; 4] = ["endpoint", "health", "took", "error"];
@@ -86,6 +89,16 @@ pub fn hashkv_rows(hs: &[EpHashKv]) -> Vec<Vec<String>> {
     hs.iter()
         .map(|h| vec![h.ep.clone(), h.resp.hash.to_string()])
         .collect()
+}
+
+/// The one row of `snapshot status`.
+pub fn db_status_rows(s: &DbStatus) -> Vec<Vec<String>> {
+    vec![vec![
+        format!("{:x}", s.hash),
+        s.revision.to_string(),
+        s.total_key.to_string(),
+        humanize_bytes(s.total_size),
+    ]]
 }
 
 /// One row per endpoint.
