@@ -209,6 +209,18 @@ fn a_learner_joins_catches_up_is_promoted_and_the_old_leader_removed() {
     assert_eq!(err, "Error: etcdserver: rpc not supported for learner");
     let err = learner.fail_error(&["put", "k", "v"]);
     assert_eq!(err, "Error: etcdserver: rpc not supported for learner");
+    // So are the other maintenance calls. (Streams are refused too, with Unavailable,
+    // which etcdctl's `snapshot save` retries without end, against etcd as against revkv.)
+    for args in [&["endpoint", "hashkv"][..], &["defrag"]] {
+        let out = learner.run(args, None);
+        assert!(!out.status.success(), "{args:?} succeeded on a learner");
+        assert!(
+            out.stderr
+                .contains("etcdserver: rpc not supported for learner"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
     let status = learner.json(&["endpoint", "status"]);
     assert_eq!(
         status[0]["Status"]["isLearner"].as_bool(),

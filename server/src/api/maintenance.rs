@@ -61,6 +61,8 @@ impl MaintenanceService {
         // No read gate: a snapshot install copies into this same database, which a
         // manual compaction tolerates, and holding the gate for the whole rewrite would
         // make an install that waits for it stall every new read behind it.
+        // etcd 3.4 serves a learner's clients Status and serializable Range only.
+        self.server.refuse_on_learner()?;
         let storage = self.server.store.storage();
         tokio::task::block_in_place(|| storage.defragment());
         Ok(DefragmentResponse {
@@ -70,6 +72,7 @@ impl MaintenanceService {
 
     /// etcd's `HashKV`, over this member's keyspace (see `mvcc::hash`).
     async fn hash_kv(&self, req: HashKvRequest) -> Result<HashKvResponse, Error> {
+        self.server.refuse_on_learner()?;
         let store = &self.server.store;
         let h = tokio::task::block_in_place(|| store.hash_kv(req.revision))?;
         Ok(HashKvResponse {
@@ -182,6 +185,8 @@ impl Maintenance for MaintenanceService {
         &self,
         _r: Request<SnapshotRequest>,
     ) -> Result<Response<BoxStream<SnapshotResponse>>, Status> {
+        // etcd refuses every stream on a learner.
+        self.server.refuse_on_learner().map_err(Status::from)?;
         Ok(Response::new(self.snapshot()))
     }
 
