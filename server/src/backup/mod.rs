@@ -73,14 +73,31 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// etcd's chunk size for the snapshot stream.
 pub const CHUNK: usize = 32 * 1024;
 
-/// Removes a staging dir when dropped.
-struct Staged(PathBuf);
+/// Removes a staging dir when dropped, unless it is kept.
+struct Staged {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Staged {
+    fn new(path: PathBuf) -> Self {
+        Staged { path, keep: false }
+    }
+
+    /// The dir is the result: leave it.
+    fn keep(mut self) {
+        self.keep = true;
+    }
+}
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+        if self.keep {
+            return;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(path = %self.0.display(), error = %e, "cannot remove a backup staging dir");
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a backup staging dir");
             }
         }
     }
@@ -103,7 +120,7 @@ pub fn stream(
 ) -> Result<bool> {
     checkpoint::create_private_dir(snap_dir)?;
     let dir = unique(snap_dir, "backup");
-    let _staged = Staged(dir.clone());
+    let _staged = Staged::new(dir.clone());
     checkpoint::create(storage, &dir)?;
     let files = checkpoint::list_files(&dir)?;
     let total = archive::body_len(&files);

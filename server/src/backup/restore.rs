@@ -29,12 +29,14 @@ fn open_file(path: &Path) -> Result<File> {
     File::open(path).map_err(io_err(path))
 }
 
-/// Verifies a backup file and summarises the database in it.
+/// Verifies a backup file and summarises the database in it. RocksDB reads a
+/// directory, not a stream, so the database is unpacked into a temporary directory
+/// (as large as the database) for the duration.
 pub fn status(path: &Path) -> Result<SnapshotStatus> {
     let mut file = open_file(path)?;
     let dir = unique(&std::env::temp_dir(), "revkv-snapshot-status");
     checkpoint::create_private_dir(&dir)?;
-    let _staged = Staged(dir.clone());
+    let _staged = Staged::new(dir.clone());
     let unpacked = archive::unpack(&mut file, &dir, false)?;
     let db = checkpoint::open_read_only(&dir)?;
     let mut crc = crc32fast::Hasher::new();
@@ -113,7 +115,7 @@ pub fn restore(o: &RestoreOptions) -> Result<Restored> {
     .map_err(|e| Error::Flags(e.to_string()))?;
     cluster::check_flags(&cfg)?;
     let mut file = open_file(&o.snapshot)?;
-    let staged = Staged(o.data_dir.clone());
+    let staged = Staged::new(o.data_dir.clone());
     let db_dir = o.data_dir.join("db");
     checkpoint::create_private_dir(&db_dir)?;
     archive::unpack(&mut file, &db_dir, o.skip_hash_check)?;
@@ -131,7 +133,7 @@ pub fn restore(o: &RestoreOptions) -> Result<Restored> {
         }
     };
     checkpoint::fsync_dir(&o.data_dir)?;
-    std::mem::forget(staged);
+    staged.keep();
     Ok(restored)
 }
 
