@@ -62,6 +62,7 @@ pub fn write(
         written: 0,
     };
     w.put(MAGIC);
+    let mut buf = vec![0u8; chunk.clamp(4096, 1 << 20)];
     for (name, len) in files {
         if name.is_empty() || name.len() > MAX_NAME {
             return Err(Error::Format(format!(
@@ -74,7 +75,6 @@ pub fn write(
         let path = dir.join(name);
         let mut f = File::open(&path).map_err(io_err(&path))?;
         let mut left = *len;
-        let mut buf = vec![0u8; chunk.clamp(4096, 1 << 20)];
         while left > 0 && w.open {
             let want = buf.len().min(left as usize);
             let n = f.read(&mut buf[..want]).map_err(io_err(&path))?;
