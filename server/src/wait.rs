@@ -37,6 +37,21 @@ impl<T> Wait<T> {
         }
     }
 
+    /// Delivers each value to the waiter of its id, taking the table's lock once for
+    /// the whole batch (the applier finishes requests a batch at a time).
+    pub fn trigger_all(&self, values: Vec<(u64, T)>) {
+        let senders: Vec<_> = {
+            let mut waiters = self.waiters.lock();
+            values
+                .into_iter()
+                .filter_map(|(id, value)| Some((waiters.remove(&id)?, value)))
+                .collect()
+        };
+        for (tx, value) in senders {
+            let _ = tx.send(value);
+        }
+    }
+
     /// Forgets a waiter whose handler stopped waiting (timeout, client gone).
     pub fn cancel(&self, id: u64) {
         self.waiters.lock().remove(&id);
@@ -63,5 +78,16 @@ mod tests {
         let rx = w.register(9);
         w.cancel(9);
         assert!(rx.await.is_err());
+    }
+
+    #[tokio::test]
+    async fn trigger_all_reaches_each_registered_waiter() {
+        let w = Wait::default();
+        let a = w.register(1);
+        let b = w.register(2);
+        w.trigger_all(vec![(2, "two"), (3, "nobody"), (1, "one")]);
+        assert_eq!(a.await.expect("value"), "one");
+        assert_eq!(b.await.expect("value"), "two");
+        assert!(!w.is_registered(1) && !w.is_registered(2) && !w.is_registered(3));
     }
 }

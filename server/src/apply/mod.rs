@@ -219,9 +219,7 @@ impl Applier {
         // find raft still counting the last one as pending (raft drops a conf change
         // proposed while another is unapplied).
         (self.on_applied)(last);
-        for (id, outcome) in outcomes {
-            self.wait.trigger(id, outcome);
-        }
+        self.wait.trigger_all(outcomes);
         Ok(())
     }
 }

@@ -80,8 +80,6 @@ pub enum Command {
     },
     /// Start a ReadIndex round for the reads waiting in the [`ReadQueue`].
     ReadIndex,
-    /// The applier finished everything up to this index.
-    Applied(u64),
     /// A raft message from a peer.
     Step(Box<Message>),
     /// The transport could not deliver a message to this peer.
@@ -245,8 +243,14 @@ impl RaftHandle {
         rx.await.map_err(|_| Error::Stopped)?
     }
 
+    /// Records that the applier finished everything up to `index`. Not a command:
+    /// waking the raft task once per apply batch only to note a number cost a
+    /// context switch per write at low load. The task reads it whenever it wakes
+    /// anyway (every command and tick); before a conf change proposal in particular,
+    /// so a client that proposes its next membership change as soon as the last one
+    /// returns never finds raft still counting the last one as pending.
     pub fn applied(&self, index: u64) {
-        let _ = self.tx.send(Command::Applied(index));
+        self.status.applied.fetch_max(index, Ordering::AcqRel);
     }
 
     pub fn shutdown(&self) {
@@ -323,6 +327,7 @@ pub fn spawn(
     }
     let status = Arc::new(RaftStatus {
         id: cfg.id,
+        applied: AtomicU64::new(applied),
         ..Default::default()
     });
     let Mailbox { tx, rx } = mailbox;
@@ -377,6 +382,7 @@ impl Node {
                 },
                 recv(ticker) -> _ => self.tick(),
             }
+            self.catch_up_applied();
             // Take everything already queued: this is what batches proposals and reads.
             while let Ok(cmd) = self.rx.try_recv() {
                 if !self.handle(cmd) {
@@ -443,7 +449,6 @@ impl Node {
                 let _ = reply.send(answer);
             }
             Command::ReadIndex => self.queued_reads.extend(self.read_queue.take()),
-            Command::Applied(index) => self.on_applied(index),
             Command::Step(msg) => self.step(*msg),
             Command::Unreachable(peer) => self.raw.report_unreachable(peer),
             Command::ReportSnapshot { to, ok } => {
@@ -533,12 +538,13 @@ impl Node {
         self.reads.insert(seq, PendingRead { replies, ticks: 0 });
     }
 
-    fn on_applied(&mut self, index: u64) {
+    /// Tells raft what the applier reported through [`RaftHandle::applied`].
+    fn catch_up_applied(&mut self) {
+        let index = self.status.applied();
         if index <= self.raw.raft.raft_log.applied {
             return;
         }
         self.raw.advance_apply_to(index);
-        self.status.applied.store(index, Ordering::Release);
         if let Some(s) = self.raw.store().snapshots() {
             s.note_applied(index);
         }
@@ -712,7 +718,6 @@ impl Node {
                     let _ = reply.send(None);
                 }
                 Command::TransferLeader(_)
-                | Command::Applied(_)
                 | Command::Step(_)
                 | Command::Unreachable(_)
                 | Command::ReportSnapshot { .. }
