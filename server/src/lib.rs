@@ -7,6 +7,7 @@
 //! between members. `server` wires one member together and `run` serves it until a
 //! signal.
 
+pub mod alarm;
 pub mod api;
 pub mod apply;
 pub mod backup;

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use prost::Message as _;
-use revkv_proto::etcdserverpb::ResponseHeader;
+use revkv_proto::etcdserverpb::alarm_request::AlarmAction;
+use revkv_proto::etcdserverpb::{AlarmRequest, AlarmType, ResponseHeader};
 use revkv_proto::revkvpb::{self, internal_raft_request, InternalRaftRequest, RequestHeader};
 use tokio::sync::watch;
 
+use crate::alarm::Alarms;
 use crate::api::validate::RequestError;
 use crate::apply::member::{MemberEffect, Members};
 use crate::apply::{Applier, Outcome, Response};
@@ -46,6 +48,8 @@ pub struct Server {
     pub membership: Arc<RwLock<Membership>>,
     /// Raft messages to and from the other members.
     pub transport: Arc<Transport>,
+    /// The cluster's alarms as of the applied index (the applier updates them).
+    pub alarms: Arc<Alarms>,
     wait: Arc<Wait<Outcome>>,
     compactor: Arc<Compactor>,
     applied: watch::Receiver<u64>,
@@ -197,6 +201,7 @@ impl Server {
 
         let (applied_tx, applied_rx) = watch::channel(applied_index);
         let (fatal, _) = watch::channel(None);
+        let alarms = Arc::new(Alarms::load(store.storage())?);
         let leases = Arc::new(Lessor::open(
             store.storage().clone(),
             LessorConfig::from_timing(cfg.heartbeat_interval, cfg.election_timeout),
@@ -251,6 +256,7 @@ impl Server {
             }),
             applied: applied_index,
             members,
+            alarms: alarms.clone(),
             installs: install_rx,
         };
         let fatal_apply = fatal.clone();
@@ -276,6 +282,7 @@ impl Server {
             member_id,
             membership,
             transport,
+            alarms,
             wait,
             compactor,
             applied: applied_rx,
@@ -405,12 +412,28 @@ impl Server {
             .map_err(|_| raft::Error::Timeout)?
     }
 
-    /// Refuses writes once the database outgrows `--quota-backend-bytes`.
-    pub fn check_quota(&self) -> Result<(), Error> {
-        if self.store.storage().size_bytes_cached() > self.cfg.quota_bytes() {
-            return Err(RequestError::NoSpace.into());
+    /// Refuses writes once the database outgrows `--quota-backend-bytes`, raising the
+    /// `NOSPACE` alarm first (as etcd's quota check does), so every member refuses
+    /// writes until an operator disarms it.
+    pub async fn check_quota(&self) -> Result<(), Error> {
+        if self.store.storage().size_bytes_cached() <= self.cfg.quota_bytes() {
+            return Ok(());
         }
-        Ok(())
+        if !self.alarms.has(AlarmType::Nospace, self.member_id) {
+            let raise = AlarmRequest {
+                action: AlarmAction::Activate as i32,
+                member_id: self.member_id,
+                alarm: AlarmType::Nospace as i32,
+            };
+            // The write fails either way; a failed raise is retried by the next one.
+            if let Err(e) = self
+                .propose(internal_raft_request::Request::Alarm(raise))
+                .await
+            {
+                tracing::warn!(error = %e, "could not raise the NOSPACE alarm");
+            }
+        }
+        Err(RequestError::NoSpace.into())
     }
 
     /// Waits until old versions below `rev` are physically removed.

@@ -310,6 +310,26 @@ impl TestServer {
         }
     }
 
+    /// Like [`TestServer::restart`], but waits only until `/health` answers at all
+    /// (healthy or not): a member with an active alarm reports itself unhealthy.
+    ///
+    /// # Panics
+    /// If the server exits or does not answer within the health timeout.
+    pub fn restart_answering(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn();
+        let deadline = Instant::now() + HEALTH_TIMEOUT;
+        let addr: SocketAddr = ([127, 0, 0, 1], self.client_port).into();
+        while http_get(addr, "/health").is_err() {
+            if Instant::now() > deadline || !self.is_running() {
+                self.panic_unhealthy("restart");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     fn command(&self) -> Command {
         let bin: PathBuf = match self.target {
             Target::Etcd => PathBuf::from(ETCD_BIN),

@@ -4,7 +4,10 @@
 //! `REVKV_TEST_TARGET=etcd` and must pass unchanged against revkv.
 //! Each test starts its own single-member server on free ports.
 
-use revkv_tests::{b64, error_line, header_revision, TestServer};
+use std::time::Duration;
+
+use revkv_tests::cluster::eventually;
+use revkv_tests::{b64, error_line, header_revision, http_get, TestServer};
 
 mod kv_common;
 use kv_common::*;
@@ -440,5 +443,104 @@ fn member_answers_carry_a_header_without_a_revision() {
         "member update",
     );
     no_revision(&ctl.json(&["member", "remove", &hex]), "member remove");
+    assert_still_serving(&ctl);
+}
+
+// ---------------------------------------------------------------------------
+// quota and alarms
+
+const ERR_NO_SPACE: &str = "Error: etcdserver: mvcc: database space exceeded";
+
+/// Outgrowing `--quota-backend-bytes` raises the NOSPACE alarm; while it holds, writes
+/// that add data fail everywhere — even once compaction and defragmentation made room,
+/// and across a restart — while reads, deletes and compaction go on; `alarm disarm`
+/// ends it.
+#[test]
+fn quota_raises_a_nospace_alarm_until_disarmed() {
+    let mut s = TestServer::start_with(&["--quota-backend-bytes", "1048576"]);
+    let ctl = s.etcdctl();
+    assert_eq!(ctl.ok(&["alarm", "list"]), "");
+    let status = ctl.json(&["endpoint", "status"]);
+    let member = status[0]["Status"]["header"]["member_id"]
+        .as_u64()
+        .expect("member_id");
+    assert!(status[0]["Status"].get("errors").is_none(), "{status}");
+
+    let value = "x".repeat(64 * 1024);
+    let refused = (0..100)
+        .find_map(|i| {
+            let out = ctl.run(&["put", &format!("big/{i:03}"), &value], None);
+            (!out.status.success()).then(|| error_line(&out.stderr))
+        })
+        .expect("a 1 MiB quota refuses some of 100 puts of 64 KiB");
+    assert_eq!(refused, ERR_NO_SPACE);
+
+    let alarm = format!("memberID:{member} alarm:NOSPACE \n");
+    assert_eq!(ctl.ok(&["alarm", "list"]), alarm);
+    let status = ctl.json(&["endpoint", "status"]);
+    assert_eq!(
+        status[0]["Status"]["errors"],
+        serde_json::json!([alarm.trim_end_matches('\n')]),
+        "{status}"
+    );
+    assert!(ctl
+        .ok(&["endpoint", "status"])
+        .ends_with(&format!(", memberID:{member} alarm:NOSPACE \n")));
+
+    // Capped: nothing that adds data commits, whatever the size now.
+    assert_eq!(ctl.fail_error(&["put", "small", "v"]), ERR_NO_SPACE);
+    assert_eq!(
+        ctl.fail_error(&["lease", "grant", "10"]),
+        format!("Error: failed to grant lease ({})", &ERR_NO_SPACE[7..])
+    );
+    assert_eq!(
+        error_line(&ctl.fail_stdin(&["txn"], "\nput t v\n\n\n")),
+        ERR_NO_SPACE
+    );
+    // Reads, read-only txns, deletes and compaction still work.
+    assert_eq!(
+        ctl.ok_stdin(&["txn"], "\nget big/000 --keys-only\n\n\n"),
+        "SUCCESS\n\nbig/000\n\n"
+    );
+    let deleted: usize = ctl
+        .ok(&["del", "--prefix", "big/"])
+        .trim()
+        .parse()
+        .expect("count");
+    assert!(deleted > 0);
+    let rev = ctl.revision();
+    assert_eq!(
+        ctl.ok(&["compaction", &rev.to_string()]),
+        format!("compacted revision {rev}\n")
+    );
+    ctl.ok(&["defrag"]);
+    assert_eq!(ctl.fail_error(&["put", "small", "v"]), ERR_NO_SPACE);
+
+    // An alarm makes the member report itself unhealthy over HTTP.
+    let port = s.client_port();
+    let health = || {
+        let addr = ([127, 0, 0, 1], port).into();
+        let (code, body) = http_get(addr, "/health").expect("GET /health");
+        (code, revkv_tests::json(&body)["health"].clone())
+    };
+    assert_eq!(health(), (503, serde_json::json!("false")));
+
+    // The alarm is replicated state: it survives a restart.
+    s.restart_answering();
+    eventually(Duration::from_secs(20), "the alarm after a restart", || {
+        ctl.run(&["alarm", "list"], None).stdout == alarm
+    });
+    assert_eq!(ctl.fail_error(&["put", "small", "v"]), ERR_NO_SPACE);
+    assert_eq!(health(), (503, serde_json::json!("false")));
+
+    // Disarming answers the alarms it ended; then writes work again.
+    assert_eq!(ctl.ok(&["alarm", "disarm"]), alarm);
+    assert_eq!(ctl.ok(&["alarm", "list"]), "");
+    assert_eq!(ctl.ok(&["alarm", "disarm"]), "");
+    assert_eq!(ctl.ok(&["put", "small", "v"]), "OK\n");
+    assert_eq!(health(), (200, serde_json::json!("true")));
+    assert!(ctl.json(&["endpoint", "status"])[0]["Status"]
+        .get("errors")
+        .is_none());
     assert_still_serving(&ctl);
 }

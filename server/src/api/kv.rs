@@ -41,7 +41,7 @@ impl KvService {
     async fn put(&self, req: PutRequest) -> Result<PutResponse, Error> {
         self.server.refuse_on_learner()?;
         validate::check_put(&req)?;
-        self.server.check_quota()?;
+        self.server.check_quota().await?;
         propose(&self.server, Internal::Put(req)).await
     }
 
@@ -55,7 +55,7 @@ impl KvService {
         self.server.refuse_on_learner()?;
         validate::check_txn(&req, self.server.cfg.max_txn_ops)?;
         if !apply::txn::is_read_only(&req) {
-            self.server.check_quota()?;
+            self.server.check_quota().await?;
             return propose(&self.server, Internal::Txn(req)).await;
         }
         // Read-only txns are served locally once linearized, as etcd does.

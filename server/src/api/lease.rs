@@ -48,7 +48,7 @@ impl LeaseService {
 
     async fn grant(&self, mut req: LeaseGrantRequest) -> Result<LeaseGrantResponse, Error> {
         self.server.refuse_on_learner()?;
-        self.server.check_quota()?;
+        self.server.check_quota().await?;
         if req.ttl > MAX_LEASE_TTL {
             return Err(lease::Error::TtlTooLarge.into());
         }

@@ -1,21 +1,23 @@
-//! The Maintenance service: `Status`, `MoveLeader`, `Defragment`, `HashKV` and
-//! `Snapshot`; Alarm and Hash answer Unimplemented until built.
+//! The Maintenance service: `Status`, `Alarm`, `MoveLeader`, `Defragment`, `HashKV`
+//! and `Snapshot`; Hash answers Unimplemented until built.
 
 use std::sync::Arc;
 
 use revkv_proto::etcdserverpb::maintenance_server::Maintenance;
 use revkv_proto::etcdserverpb::{
-    DefragmentRequest, DefragmentResponse, HashKvRequest, HashKvResponse, MoveLeaderRequest,
-    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
+    HashKvResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse,
+    StatusRequest, StatusResponse,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use super::instrumented;
+use super::{instrumented, propose};
 use crate::server::Server;
 use crate::Error;
 use crate::{backup, cluster};
+use revkv_proto::revkvpb::internal_raft_request::Request as InternalRequest;
 
 /// The etcd API version revkv implements; clients use it for feature checks.
 pub const ETCD_API_VERSION: &str = "3.4.0";
@@ -38,6 +40,7 @@ impl MaintenanceService {
         if leader == 0 {
             errors.push("etcdserver: no leader".to_string());
         }
+        errors.extend(s.alarms.status_errors());
         Ok(StatusResponse {
             header: Some(s.header(0)),
             version: ETCD_API_VERSION.to_string(),
@@ -53,6 +56,13 @@ impl MaintenanceService {
             downgrade_info: None,
             storage_version: String::new(),
         })
+    }
+
+    /// etcd's `Alarm`: every action, listing included, goes through the log, so the
+    /// answer reflects every alarm committed before it (etcd does the same).
+    async fn alarm(&self, req: AlarmRequest) -> Result<AlarmResponse, Error> {
+        self.server.refuse_on_learner()?;
+        propose(&self.server, InternalRequest::Alarm(req)).await
     }
 
     /// etcd's `Defragment`: this member's database only (it is not replicated), done in
@@ -154,6 +164,16 @@ impl Maintenance for MaintenanceService {
             "etcdserverpb.Maintenance",
             "Status",
             self.status(),
+        )
+        .await
+    }
+
+    async fn alarm(&self, r: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        instrumented(
+            &self.server,
+            "etcdserverpb.Maintenance",
+            "Alarm",
+            self.alarm(r.into_inner()),
         )
         .await
     }

@@ -44,6 +44,10 @@ impl From<Error> for Status {
                 apply::Error::LeaseNotFound => {
                     (Code::NotFound, "etcdserver: requested lease not found")
                 }
+                apply::Error::NoSpace => (
+                    Code::ResourceExhausted,
+                    "etcdserver: mvcc: database space exceeded",
+                ),
                 apply::Error::Mvcc(mvcc::Error::Compacted) => (
                     Code::OutOfRange,
                     "etcdserver: mvcc: required revision has been compacted",

@@ -19,12 +19,13 @@ use crossbeam_channel::Receiver;
 use prost::Message as _;
 use raft::prelude::{Entry, EntryType};
 use revkv_proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse,
-    LeaseRevokeResponse, MemberAddResponse, MemberPromoteResponse, MemberRemoveResponse,
-    MemberUpdateResponse, PutResponse, ResponseHeader, TxnResponse,
+    AlarmResponse, AlarmType, CompactionRequest, CompactionResponse, DeleteRangeResponse,
+    LeaseGrantResponse, LeaseRevokeResponse, MemberAddResponse, MemberPromoteResponse,
+    MemberRemoveResponse, MemberUpdateResponse, PutResponse, ResponseHeader, TxnResponse,
 };
 use revkv_proto::revkvpb::{internal_raft_request::Request, InternalRaftRequest};
 
+use crate::alarm::Alarms;
 use crate::cluster::Change;
 use crate::lease::Lessor;
 use crate::mvcc::{self, compact::Compactor, ApplyBatch, KvStore};
@@ -37,6 +38,9 @@ pub enum Error {
     KeyNotFound,
     #[error("requested lease not found")]
     LeaseNotFound,
+    /// A write refused while a `NOSPACE` alarm is active (etcd's capped applier).
+    #[error("no space")]
+    NoSpace,
     #[error(transparent)]
     Mvcc(#[from] mvcc::Error),
 }
@@ -56,6 +60,7 @@ pub enum Response {
     MemberUpdate(MemberUpdateResponse),
     /// A member's published attributes were recorded.
     MemberAttr,
+    Alarm(AlarmResponse),
 }
 
 /// One applied response type: how to take it out of a [`Response`] and where its header
@@ -93,6 +98,7 @@ applied! {
     MemberRemove => MemberRemoveResponse,
     MemberPromote => MemberPromoteResponse,
     MemberUpdate => MemberUpdateResponse,
+    Alarm => AlarmResponse,
 }
 
 /// The result delivered to the proposer's waiter.
@@ -117,6 +123,8 @@ pub struct Applier {
     pub applied: u64,
     /// The membership and the raft configuration.
     pub members: member::Members,
+    /// The cluster's alarms (shared with the API, which lists them).
+    pub alarms: Arc<Alarms>,
     /// Snapshot installs the raft task asks for (see `restore.rs`).
     pub installs: Receiver<crate::raft::snapshot::InstallJob>,
 }
@@ -194,7 +202,13 @@ impl Applier {
                 }
             };
             let id = req.header.as_ref().map(|h| h.id).unwrap_or(0);
-            let outcome = apply_request(&self.leases, &mut self.members, &mut batch, req);
+            let outcome = apply_request(
+                &self.leases,
+                &mut self.members,
+                &self.alarms,
+                &mut batch,
+                req,
+            );
             if let Err(crate::Error::Apply(Error::Mvcc(
                 e @ (mvcc::Error::Corrupt(_) | mvcc::Error::Storage(_)),
             ))) = &outcome
@@ -228,11 +242,32 @@ impl Applier {
 fn apply_request(
     lessor: &Arc<Lessor>,
     members: &mut member::Members,
+    alarms: &Alarms,
     batch: &mut ApplyBatch<'_>,
     req: InternalRaftRequest,
 ) -> Outcome {
     let leases = &**lessor;
+    // etcd's capped applier: while the space alarm holds, nothing that adds data
+    // commits, on every member alike (the alarm is itself replicated state).
+    if alarms.any(AlarmType::Nospace) {
+        let adds_data = match &req.request {
+            Some(Request::Put(_)) | Some(Request::LeaseGrant(_)) => true,
+            Some(Request::Txn(x)) => txn::has_put(x),
+            _ => false,
+        };
+        if adds_data {
+            return Err(Error::NoSpace.into());
+        }
+    }
     match req.request {
+        Some(Request::Alarm(a)) => {
+            let store = batch.store();
+            Ok(Response::Alarm(alarms.apply(
+                store.storage(),
+                batch.write_batch(),
+                &a,
+            )))
+        }
         Some(Request::Put(p)) => {
             let mut t = batch.txn();
             let r = kv::check_put(&t, leases, &p).and_then(|()| kv::put(&mut t, &p));

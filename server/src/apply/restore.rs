@@ -48,6 +48,9 @@ impl Applier {
             self.members
                 .reload(&storage)
                 .map_err(|e| mvcc::Error::Corrupt(format!("reloading the member list: {e}")))?;
+            self.alarms
+                .reload(&storage)
+                .map_err(|e| mvcc::Error::Corrupt(format!("reloading the alarms: {e}")))?;
             self.compactor.schedule(self.store.compact_rev());
             Ok(())
         })();

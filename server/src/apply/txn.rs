@@ -29,6 +29,19 @@ pub fn is_read_only(req: &TxnRequest) -> bool {
         })
 }
 
+/// Whether either branch (at any depth) puts a key: what etcd's quota counts as a
+/// txn's cost, and what a `NOSPACE` alarm refuses.
+pub fn has_put(req: &TxnRequest) -> bool {
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .any(|op| match &op.request {
+            Some(Request::RequestPut(_)) => true,
+            Some(Request::RequestTxn(t)) => has_put(t),
+            Some(Request::RequestDeleteRange(_)) | Some(Request::RequestRange(_)) | None => false,
+        })
+}
+
 /// Runs a txn on `wtx`; the caller ends the write txn.
 pub fn txn(
     wtx: &mut WriteTxn<'_, '_>,

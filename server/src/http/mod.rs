@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use revkv_proto::etcdserverpb::AlarmType;
 
 use crate::api::maintenance::ETCD_API_VERSION;
 use crate::metrics::Gauges;
@@ -22,10 +23,20 @@ pub fn router(server: Arc<Server>) -> Router {
         .with_state(server)
 }
 
-/// Healthy when there is a leader and a linearizable read completes (etcd 3.4 checks
-/// the same through a quorum read).
+/// Healthy when no alarm is active, there is a leader and a linearizable read
+/// completes (etcd 3.4 checks the same, the read through a quorum read).
 async fn health(State(server): State<Arc<Server>>) -> impl IntoResponse {
-    let reason = if server.raft.status().leader() == 0 {
+    let alarm =
+        server.alarms.list(AlarmType::None as i32).first().map(|a| {
+            match AlarmType::try_from(a.alarm) {
+                Ok(AlarmType::Nospace) => "ALARM NOSPACE",
+                Ok(AlarmType::Corrupt) => "ALARM CORRUPT",
+                _ => "ALARM UNKNOWN",
+            }
+        });
+    let reason = if alarm.is_some() {
+        alarm
+    } else if server.raft.status().leader() == 0 {
         Some("RAFT NO LEADER")
     } else {
         match tokio::time::timeout(Duration::from_secs(1), server.linearizable_read()).await {

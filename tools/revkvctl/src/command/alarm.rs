@@ -6,27 +6,35 @@ use super::{out, Ctx};
 use crate::exit::{CtlError, CtlResult};
 use crate::unary;
 
-/// The request of `alarm <sub>`.
-pub fn build(sub: &str) -> pb::AlarmRequest {
-    let action = if sub == "disarm" {
-        AlarmAction::Deactivate
-    } else {
-        AlarmAction::Get
-    };
+/// An `Alarm` request for `action` on `member`'s `alarm` (0 / NONE: every one).
+pub fn request(action: AlarmAction, member_id: u64, alarm: i32) -> pb::AlarmRequest {
     pb::AlarmRequest {
         action: action as i32,
-        member_id: 0,
-        alarm: pb::AlarmType::None as i32,
+        member_id,
+        alarm,
     }
 }
 
-/// Runs `alarm <sub>`.
+/// Runs `alarm <sub>`. `disarm` does what etcd's client does for "every alarm": it
+/// lists the alarms, deactivates each one by its member and type, and prints the
+/// ones deactivated (an answer without a header, as etcd's client assembles it).
 pub async fn execute(sub: &str, ctx: &mut Ctx) -> CtlResult {
-    let req = build(sub);
     let (conn, printer, _) = ctx.client().await?;
-    let resp =
-        unary!(conn, conn.maintenance(), alarm, req).map_err(|e| CtlError::error(e.message()))?;
-    out(&printer.alarm(&resp)?);
+    let list = request(AlarmAction::Get, 0, pb::AlarmType::None as i32);
+    let listed =
+        unary!(conn, conn.maintenance(), alarm, list).map_err(|e| CtlError::error(e.message()))?;
+    if sub != "disarm" {
+        out(&printer.alarm(&listed)?);
+        return Ok(());
+    }
+    let mut disarmed = pb::AlarmResponse::default();
+    for a in listed.alarms {
+        let req = request(AlarmAction::Deactivate, a.member_id, a.alarm);
+        let resp = unary!(conn, conn.maintenance(), alarm, req)
+            .map_err(|e| CtlError::error(e.message()))?;
+        disarmed.alarms.extend(resp.alarms);
+    }
+    out(&printer.alarm(&disarmed)?);
     Ok(())
 }
 
@@ -35,8 +43,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn subcommands_map_to_actions() {
-        assert_eq!(build("list").action, AlarmAction::Get as i32);
-        assert_eq!(build("disarm").action, AlarmAction::Deactivate as i32);
+    fn requests_name_the_member_and_type() {
+        let r = request(AlarmAction::Deactivate, 7, pb::AlarmType::Nospace as i32);
+        assert_eq!(r.action, AlarmAction::Deactivate as i32);
+        assert_eq!((r.member_id, r.alarm), (7, 1));
     }
 }
