@@ -382,6 +382,7 @@ impl Node {
                 },
                 recv(ticker) -> _ => self.tick(),
             }
+            // For log compaction; conf change proposals catch up themselves.
             self.catch_up_applied();
             // Take everything already queued: this is what batches proposals and reads.
             while let Ok(cmd) = self.rx.try_recv() {
@@ -418,6 +419,9 @@ impl Node {
                 }
             }
             Command::ProposeConfChange { id, cc } => {
+                // Raft drops a conf change while it counts an earlier one as unapplied;
+                // the applier may have finished that one since this task last looked.
+                self.catch_up_applied();
                 if self.raw.raft.leader_id == raft::INVALID_ID {
                     (self.sinks.on_drop)(id, Error::NoLeader);
                 } else if let Err(e) = self.raw.propose_conf_change(id.to_be_bytes().to_vec(), cc) {
