@@ -1,6 +1,6 @@
 //! KV behaviour through the `etcd-client` crate (raw gRPC): status codes and
 //! etcd's error messages, and request fields etcdctl 3.4 cannot send
-//! (count_only, revision filters, nested txns, compare ranges).
+//! (count_only, revision filters, nested txns, compare ranges), and the backend `Hash`.
 //!
 //! Runs against etcd or revkv per `REVKV_TEST_TARGET`.
 
@@ -476,4 +476,22 @@ async fn invalid_argument_errors() {
     assert_eq!(revision(&mut c).await, before + 1);
     let got = c.get("exists", None).await.expect("get after errors");
     assert_eq!(got.kvs()[0].value(), b"v");
+}
+
+/// Maintenance `Hash` sums up the member's whole backend: the same while nothing is
+/// written, different after a write, with the store's revision in its header.
+#[tokio::test]
+async fn backend_hash_is_stable_until_a_write() {
+    let (_s, mut c) = start().await;
+    c.put("h", "1", None).await.expect("put");
+    let rev = revision(&mut c).await;
+    let first = c.hash().await.expect("hash");
+    let again = c.hash().await.expect("hash");
+    assert_eq!(first.hash(), again.hash());
+    assert_eq!(first.header().expect("header").revision(), rev);
+
+    c.put("h", "2", None).await.expect("put");
+    let after = c.hash().await.expect("hash");
+    assert_ne!(after.hash(), first.hash());
+    assert_eq!(after.header().expect("header").revision(), rev + 1);
 }

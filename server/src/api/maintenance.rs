@@ -1,13 +1,14 @@
-//! The Maintenance service: `Status`, `Alarm`, `MoveLeader`, `Defragment`, `HashKV`
-//! and `Snapshot`; Hash answers Unimplemented until built.
+//! The Maintenance service: `Status`, `Alarm`, `MoveLeader`, `Defragment`, `Hash`,
+//! `HashKV` and `Snapshot`. `Downgrade` (etcd 3.5) answers Unimplemented, as etcd 3.4
+//! does.
 
 use std::sync::Arc;
 
 use revkv_proto::etcdserverpb::maintenance_server::Maintenance;
 use revkv_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
-    HashKvResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse,
-    StatusRequest, StatusResponse,
+    HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
@@ -77,6 +78,21 @@ impl MaintenanceService {
         tokio::task::block_in_place(|| storage.defragment());
         Ok(DefragmentResponse {
             header: Some(self.server.header(0)),
+        })
+    }
+
+    /// etcd's `Hash` (meant for testing): a CRC-32 of this member's whole state
+    /// machine (`Storage::hash_state_machine`), at the revision in the header.
+    async fn hash(&self) -> Result<HashResponse, Error> {
+        self.server.refuse_on_learner()?;
+        let store = &self.server.store;
+        // The revision is read first: a write between the two makes the hash newer than
+        // the header, never older, as etcd's does.
+        let rev = store.current_rev();
+        let hash = tokio::task::block_in_place(|| store.storage().hash_state_machine())?;
+        Ok(HashResponse {
+            header: Some(self.server.header(rev)),
+            hash,
         })
     }
 
@@ -187,6 +203,16 @@ impl Maintenance for MaintenanceService {
             "etcdserverpb.Maintenance",
             "Defragment",
             self.defragment(),
+        )
+        .await
+    }
+
+    async fn hash(&self, _r: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        instrumented(
+            &self.server,
+            "etcdserverpb.Maintenance",
+            "Hash",
+            self.hash(),
         )
         .await
     }

@@ -39,20 +39,16 @@ pub fn status(path: &Path) -> Result<SnapshotStatus> {
     let _staged = Staged::new(dir.clone());
     let unpacked = archive::unpack(&mut file, &dir, false)?;
     let db = checkpoint::open_read_only(&dir)?;
-    let mut crc = crc32fast::Hasher::new();
-    let mut total_key = 0u64;
-    for name in ALL_CFS {
-        let cf = db
-            .cf_handle(name)
-            .ok_or_else(|| Error::Format(format!("column family {name} missing")))?;
-        crc.update(name.as_bytes());
-        for item in db.iterator_cf(cf, IteratorMode::Start) {
-            let (k, v) = item.map_err(storage::Error::from)?;
-            crc.update(&k);
-            crc.update(&v);
-            total_key += 1;
-        }
-    }
+    let cfs = ALL_CFS
+        .iter()
+        .map(|&name| {
+            let cf = db
+                .cf_handle(name)
+                .ok_or_else(|| Error::Format(format!("column family {name} missing")))?;
+            Ok((name, cf))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (hash, total_key) = storage::hash_column_families(&db, &cfs, &[])?;
     let revision = db
         .get_cf(
             db.cf_handle(CF_META)
@@ -64,7 +60,7 @@ pub fn status(path: &Path) -> Result<SnapshotStatus> {
         .and_then(storage::decode_u64)
         .unwrap_or(0);
     Ok(SnapshotStatus {
-        hash: crc.finalize(),
+        hash,
         revision: revision as i64,
         total_key,
         total_size: unpacked.bytes,

@@ -55,6 +55,32 @@ pub mod meta {
     pub const MEMBERS: &[u8] = b"members";
 }
 
+/// A CRC-32 (IEEE) over each of `cfs` in turn, as of one snapshot: the family's name,
+/// then every key and value in key order, except the `(family, key)` pairs in
+/// `ignore`. Also counts the keys hashed.
+pub(crate) fn hash_column_families(
+    db: &DB,
+    cfs: &[(&str, &ColumnFamily)],
+    ignore: &[(&str, &[u8])],
+) -> Result<(u32, u64)> {
+    let snapshot = db.snapshot();
+    let mut crc = crc32fast::Hasher::new();
+    let mut keys = 0u64;
+    for &(name, cf) in cfs {
+        crc.update(name.as_bytes());
+        for item in snapshot.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+            let (k, v) = item?;
+            if ignore.iter().any(|&(n, key)| n == name && key == &k[..]) {
+                continue;
+            }
+            crc.update(&k);
+            crc.update(&v);
+            keys += 1;
+        }
+    }
+    Ok((crc.finalize(), keys))
+}
+
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -209,6 +235,21 @@ impl Storage {
             self.db
                 .compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &opts);
         }
+    }
+
+    /// etcd's `Hash`: a CRC-32 of the state machine as of one snapshot — every column
+    /// family but `raft` ([`hash_column_families`]), without the two meta values that
+    /// differ between members holding the same data (the applied index, as etcd
+    /// ignores its consistent index, and the member's own id), so members that applied
+    /// the same log agree.
+    pub fn hash_state_machine(&self) -> Result<u32> {
+        let cfs: Vec<(&str, &ColumnFamily)> = ALL_CFS
+            .iter()
+            .filter(|&&name| name != CF_RAFT)
+            .map(|&name| (name, self.cf(name)))
+            .collect();
+        let ignore = [(CF_META, meta::APPLIED_INDEX), (CF_META, meta::MEMBER_ID)];
+        Ok(hash_column_families(&self.db, &cfs, &ignore)?.0)
     }
 
     pub fn get_meta_u64(&self, key: &[u8]) -> Result<Option<u64>> {
