@@ -412,11 +412,13 @@ impl Server {
             .map_err(|_| raft::Error::Timeout)?
     }
 
-    /// Refuses writes once the database outgrows `--quota-backend-bytes`, raising the
-    /// `NOSPACE` alarm first (as etcd's quota check does), so every member refuses
-    /// writes until an operator disarms it.
-    pub async fn check_quota(&self) -> Result<(), Error> {
-        if self.store.storage().size_bytes_cached() <= self.cfg.quota_bytes() {
+    /// Refuses a write of `cost` bytes (etcd's estimate, `api::quota`) that would take
+    /// the database to `--quota-backend-bytes`, raising the `NOSPACE` alarm first (as
+    /// etcd's quota check does), so every member refuses writes until an operator
+    /// disarms it. A request that adds nothing always passes.
+    pub async fn check_quota(&self, cost: u64) -> Result<(), Error> {
+        let size = self.store.storage().size_bytes_cached();
+        if cost == 0 || size.saturating_add(cost) < self.cfg.quota_bytes() {
             return Ok(());
         }
         if !self.alarms.has(AlarmType::Nospace, self.member_id) {

@@ -10,7 +10,7 @@ use revkv_proto::etcdserverpb::{
 use revkv_proto::revkvpb::internal_raft_request::Request as Internal;
 use tonic::{Request, Response, Status};
 
-use super::{instrumented, propose, validate};
+use super::{instrumented, propose, quota, validate};
 use crate::apply;
 use crate::server::Server;
 use crate::Error;
@@ -41,7 +41,7 @@ impl KvService {
     async fn put(&self, req: PutRequest) -> Result<PutResponse, Error> {
         self.server.refuse_on_learner()?;
         validate::check_put(&req)?;
-        self.server.check_quota().await?;
+        self.server.check_quota(quota::put_cost(&req)).await?;
         propose(&self.server, Internal::Put(req)).await
     }
 
@@ -55,7 +55,7 @@ impl KvService {
         self.server.refuse_on_learner()?;
         validate::check_txn(&req, self.server.cfg.max_txn_ops)?;
         if !apply::txn::is_read_only(&req) {
-            self.server.check_quota().await?;
+            self.server.check_quota(quota::txn_cost(&req)).await?;
             return propose(&self.server, Internal::Txn(req)).await;
         }
         // Read-only txns are served locally once linearized, as etcd does.

@@ -20,7 +20,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::forward::LeaderLink;
-use super::{instrumented, propose};
+use super::{instrumented, propose, quota};
 use crate::apply::Leases;
 use crate::lease::{self, Renewal, MAX_LEASE_TTL};
 use crate::metrics::Rpc;
@@ -48,7 +48,7 @@ impl LeaseService {
 
     async fn grant(&self, mut req: LeaseGrantRequest) -> Result<LeaseGrantResponse, Error> {
         self.server.refuse_on_learner()?;
-        self.server.check_quota().await?;
+        self.server.check_quota(quota::LEASE_OVERHEAD).await?;
         if req.ttl > MAX_LEASE_TTL {
             return Err(lease::Error::TtlTooLarge.into());
         }
