@@ -174,70 +174,46 @@ mod tests {
     use super::*;
     use crate::storage::StorageConfig;
 
-    fn req(action: AlarmAction, member_id: u64, alarm: AlarmType) -> AlarmRequest {
-        AlarmRequest {
+    /// Applies one request and writes its batch; answers the alarms of the response
+    /// as (member, type) pairs.
+    fn apply_one(
+        storage: &Storage,
+        alarms: &Alarms,
+        action: AlarmAction,
+        member_id: u64,
+        alarm: AlarmType,
+    ) -> Vec<(u64, i32)> {
+        let req = AlarmRequest {
             action: action as i32,
             member_id,
             alarm: alarm as i32,
-        }
-    }
-
-    fn apply(storage: &Storage, alarms: &Alarms, r: AlarmRequest) -> AlarmResponse {
+        };
         let mut wb = WriteBatch::default();
-        let resp = alarms.apply(storage, &mut wb, &r);
+        let resp = alarms.apply(storage, &mut wb, &req);
         storage.write(wb, false).expect("write");
-        resp
+        resp.alarms.iter().map(|a| (a.member_id, a.alarm)).collect()
     }
 
     #[test]
     fn activate_list_deactivate_and_reload() {
+        use AlarmAction::{Activate, Deactivate, Get};
+        use AlarmType::{Corrupt, Nospace};
         let dir = tempfile::tempdir().expect("tempdir");
         let storage =
             Storage::open(&dir.path().join("data"), &StorageConfig::default()).expect("open");
         let alarms = Alarms::load(&storage).expect("load");
-        assert!(!alarms.any(AlarmType::Nospace));
+        let act = |action, member, alarm| apply_one(&storage, &alarms, action, member, alarm);
+        assert!(!alarms.any(Nospace));
 
-        let r = apply(
-            &storage,
-            &alarms,
-            req(AlarmAction::Activate, 7, AlarmType::Nospace),
-        );
-        assert_eq!(
-            r.alarms,
-            vec![AlarmMember {
-                member_id: 7,
-                alarm: 1
-            }]
-        );
+        assert_eq!(act(Activate, 7, Nospace), vec![(7, 1)]);
         // Activating again answers the existing alarm and changes nothing.
-        let r = apply(
-            &storage,
-            &alarms,
-            req(AlarmAction::Activate, 7, AlarmType::Nospace),
-        );
-        assert_eq!(r.alarms.len(), 1);
-        apply(
-            &storage,
-            &alarms,
-            req(AlarmAction::Activate, 3, AlarmType::Corrupt),
-        );
-        assert!(alarms.any(AlarmType::Nospace) && alarms.has(AlarmType::Nospace, 7));
-        assert!(!alarms.has(AlarmType::Nospace, 3));
+        assert_eq!(act(Activate, 7, Nospace), vec![(7, 1)]);
+        act(Activate, 3, Corrupt);
+        assert!(alarms.any(Nospace) && alarms.has(Nospace, 7));
+        assert!(!alarms.has(Nospace, 3));
 
-        let all = apply(&storage, &alarms, req(AlarmAction::Get, 0, AlarmType::None));
-        assert_eq!(all.alarms.len(), 2);
-        let corrupt = apply(
-            &storage,
-            &alarms,
-            req(AlarmAction::Get, 0, AlarmType::Corrupt),
-        );
-        assert_eq!(
-            corrupt.alarms,
-            vec![AlarmMember {
-                member_id: 3,
-                alarm: 2
-            }]
-        );
+        assert_eq!(act(Get, 0, AlarmType::None), vec![(7, 1), (3, 2)]);
+        assert_eq!(act(Get, 0, Corrupt), vec![(3, 2)]);
         assert_eq!(
             alarms.status_errors(),
             vec!["memberID:7 alarm:NOSPACE ", "memberID:3 alarm:CORRUPT "]
@@ -247,25 +223,9 @@ mod tests {
         let reloaded = Alarms::load(&storage).expect("reload");
         assert_eq!(reloaded.list(0), alarms.list(0));
 
-        let r = apply(
-            &storage,
-            &alarms,
-            req(AlarmAction::Deactivate, 7, AlarmType::Nospace),
-        );
-        assert_eq!(
-            r.alarms,
-            vec![AlarmMember {
-                member_id: 7,
-                alarm: 1
-            }]
-        );
-        let r = apply(
-            &storage,
-            &alarms,
-            req(AlarmAction::Deactivate, 7, AlarmType::Nospace),
-        );
-        assert!(r.alarms.is_empty());
-        assert!(!alarms.any(AlarmType::Nospace));
+        assert_eq!(act(Deactivate, 7, Nospace), vec![(7, 1)]);
+        assert_eq!(act(Deactivate, 7, Nospace), vec![]);
+        assert!(!alarms.any(Nospace));
         assert_eq!(Alarms::load(&storage).expect("reload").list(0).len(), 1);
     }
 
