@@ -12,8 +12,10 @@
 //!   space exceeded" — even after compaction and defragmentation have made room — until
 //!   an operator disarms it (`etcdctl alarm disarm`). Deletes, reads and compactions
 //!   go on, so the space can be reclaimed.
-//! - `CORRUPT` is only recorded and listed: revkv runs no corruption check that would
-//!   raise it, and an operator-raised one changes no behaviour.
+//! - `CORRUPT`: while any member holds it, the applier refuses every Put, DeleteRange,
+//!   Txn, Compaction, LeaseGrant and LeaseRevoke with etcd's "corrupt cluster" (reads
+//!   served outside the log go on, as in etcd 3.4). revkv runs no corruption check that
+//!   would raise it; it comes only from an `Alarm` ACTIVATE request.
 
 use std::collections::BTreeSet;
 

@@ -495,3 +495,48 @@ async fn backend_hash_is_stable_until_a_write() {
     assert_ne!(after.hash(), first.hash());
     assert_eq!(after.header().expect("header").revision(), rev + 1);
 }
+
+/// A CORRUPT alarm (raised through the API here; etcd raises it after a failed
+/// corruption check) stops every write through the log with "corrupt cluster" while
+/// reads go on; deactivating it ends that.
+#[tokio::test]
+async fn corrupt_alarm_refuses_writes_until_deactivated() {
+    use etcd_client::{AlarmAction, AlarmOptions, AlarmType};
+    let (_s, mut c) = start().await;
+    c.put("k", "v", None).await.expect("put");
+    let member = c
+        .status()
+        .await
+        .expect("status")
+        .header()
+        .expect("header")
+        .member_id();
+    let mut on = AlarmOptions::new();
+    on.with_member(member);
+    let raised = c
+        .alarm(AlarmAction::Activate, AlarmType::Corrupt, Some(on))
+        .await
+        .expect("activate");
+    assert_eq!(raised.alarms().len(), 1);
+    assert_eq!(raised.alarms()[0].member_id(), member);
+    assert_eq!(raised.alarms()[0].alarm(), AlarmType::Corrupt);
+
+    let corrupt = (Code::DataLoss, "etcdserver: corrupt cluster".to_owned());
+    assert_eq!(status(c.put("k", "w", None).await), corrupt);
+    assert_eq!(status(c.delete("k", None).await), corrupt);
+    assert_eq!(status(c.lease_grant(10, None).await), corrupt);
+    let got = c.get("k", None).await.expect("get");
+    assert_eq!(got.kvs()[0].value(), b"v");
+
+    let mut off = AlarmOptions::new();
+    off.with_member(member);
+    c.alarm(AlarmAction::Deactivate, AlarmType::Corrupt, Some(off))
+        .await
+        .expect("deactivate");
+    let listed = c
+        .alarm(AlarmAction::Get, AlarmType::None, None)
+        .await
+        .expect("list");
+    assert!(listed.alarms().is_empty());
+    c.put("k", "w", None).await.expect("put after deactivation");
+}

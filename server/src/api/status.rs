@@ -44,6 +44,7 @@ impl From<Error> for Status {
                 apply::Error::LeaseNotFound => {
                     (Code::NotFound, "etcdserver: requested lease not found")
                 }
+                apply::Error::Corrupt => (Code::DataLoss, "etcdserver: corrupt cluster"),
                 apply::Error::NoSpace => (
                     Code::ResourceExhausted,
                     "etcdserver: mvcc: database space exceeded",

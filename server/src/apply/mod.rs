@@ -41,6 +41,9 @@ pub enum Error {
     /// A write refused while a `NOSPACE` alarm is active (etcd's capped applier).
     #[error("no space")]
     NoSpace,
+    /// A request refused while a `CORRUPT` alarm is active (etcd's corrupt applier).
+    #[error("corrupt cluster")]
+    Corrupt,
     #[error(transparent)]
     Mvcc(#[from] mvcc::Error),
 }
@@ -247,6 +250,23 @@ fn apply_request(
     req: InternalRaftRequest,
 ) -> Outcome {
     let leases = &**lessor;
+    // etcd's corrupt applier: while a corruption alarm holds, no request through the
+    // log commits but alarms and membership (reads served outside the log go on).
+    if alarms.any(AlarmType::Corrupt)
+        && matches!(
+            &req.request,
+            Some(
+                Request::Put(_)
+                    | Request::DeleteRange(_)
+                    | Request::Txn(_)
+                    | Request::Compaction(_)
+                    | Request::LeaseGrant(_)
+                    | Request::LeaseRevoke(_)
+            )
+        )
+    {
+        return Err(Error::Corrupt.into());
+    }
     // etcd's capped applier: while the space alarm holds, nothing that adds data
     // commits, on every member alike (the alarm is itself replicated state).
     if alarms.any(AlarmType::Nospace) {
