@@ -371,3 +371,53 @@ fn a_member_missing_from_its_own_initial_cluster_entry_does_not_start() {
     );
     assert!(stderr.contains(&want), "stderr: {stderr}");
 }
+
+/// The space alarm is cluster state: raised by the member whose database outgrew the
+/// quota, it is listed by and enforced on every member, and one disarm ends it
+/// everywhere.
+#[test]
+fn a_nospace_alarm_raised_on_one_member_holds_on_every_member() {
+    let _g = serial();
+    let c = TestCluster::start_with(3, &["--quota-backend-bytes", "1048576"]);
+    let leader = c.wait_leader(None, 10 * ELECTION_TIMEOUT);
+    let other = (leader + 1) % 3;
+    let ctl = c.member(leader).etcdctl();
+    let value = "x".repeat(64 * 1024);
+    let refused = (0..100)
+        .find_map(|i| {
+            let out = ctl.run(&["put", &format!("big/{i:03}"), &value], None);
+            (!out.status.success()).then(|| error_line(&out.stderr))
+        })
+        .expect("a 1 MiB quota refuses some of 100 puts of 64 KiB");
+    assert_eq!(refused, "Error: etcdserver: mvcc: database space exceeded");
+
+    for i in 0..3 {
+        let listed = c.member(i).etcdctl().ok(&["alarm", "list"]);
+        assert!(
+            listed.ends_with(" alarm:NOSPACE \n"),
+            "member {i}: {listed:?}"
+        );
+        let err = c.member(i).etcdctl().fail_error(&["put", "small", "v"]);
+        assert_eq!(
+            err, "Error: etcdserver: mvcc: database space exceeded",
+            "member {i}"
+        );
+    }
+    c.member(other).etcdctl().ok(&["del", "--prefix", "big/"]);
+    let rev = ctl.revision();
+    ctl.ok(&["compaction", &rev.to_string()]);
+    for i in 0..3 {
+        c.member(i).etcdctl().ok(&["defrag"]);
+    }
+    c.member(other).etcdctl().ok(&["alarm", "disarm"]);
+    for i in 0..3 {
+        eventually(
+            Duration::from_secs(10),
+            "the disarm on every member",
+            || c.member(i).etcdctl().ok(&["alarm", "list"]).is_empty(),
+        );
+        c.member(i)
+            .etcdctl()
+            .ok(&["put", &format!("after/{i}"), "v"]);
+    }
+}
