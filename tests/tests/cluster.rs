@@ -325,9 +325,15 @@ fn a_proposal_lost_with_its_leader_times_out_instead_of_hanging() {
     );
     // etcd's request timeout: 5 s plus two election timeouts.
     assert!(took < Duration::from_secs(12), "took {took:?}: {err}");
-    // The cluster recovers, the old leader included.
+    // The cluster recovers, the old leader included. How soon is not the point (etcd
+    // itself has timed out a first write here after an election), only that it does.
     c.wait_leader(None, 10 * ELECTION_TIMEOUT);
-    c.etcdctl().ok(&["put", "after", "x"]);
+    eventually(30 * ELECTION_TIMEOUT, "a write after the recovery", || {
+        c.etcdctl()
+            .run(&["put", "after", "x"], None)
+            .status
+            .success()
+    });
     let ctl = c.member(leader).etcdctl();
     eventually(10 * ELECTION_TIMEOUT, "the old leader to catch up", || {
         get(&ctl, "after", true).as_deref() == Some("x")
