@@ -133,6 +133,23 @@ impl Etcdctl {
         crate::header_revision(&self.json(&["put", key, value]))
     }
 
+    /// Puts 64 KiB values at `<prefix>000`, `<prefix>001`, … until one is refused and
+    /// returns the refusal's `Error: ` line: the way to outgrow a small
+    /// `--quota-backend-bytes`.
+    ///
+    /// # Panics
+    /// If 100 such puts all succeed.
+    #[track_caller]
+    pub fn put_until_refused(&self, prefix: &str) -> String {
+        let value = "x".repeat(64 * 1024);
+        (0..100)
+            .find_map(|i| {
+                let out = self.run(&["put", &format!("{prefix}{i:03}"), &value], None);
+                (!out.status.success()).then(|| error_line(&out.stderr))
+            })
+            .expect("some of 100 puts of 64 KiB refused")
+    }
+
     #[track_caller]
     fn expect_ok(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
         let out = self.run(args, stdin);

@@ -388,13 +388,7 @@ fn a_nospace_alarm_raised_on_one_member_holds_on_every_member() {
     let leader = c.wait_leader(None, 10 * ELECTION_TIMEOUT);
     let other = (leader + 1) % 3;
     let ctl = c.member(leader).etcdctl();
-    let value = "x".repeat(64 * 1024);
-    let refused = (0..100)
-        .find_map(|i| {
-            let out = ctl.run(&["put", &format!("big/{i:03}"), &value], None);
-            (!out.status.success()).then(|| error_line(&out.stderr))
-        })
-        .expect("a 1 MiB quota refuses some of 100 puts of 64 KiB");
+    let refused = ctl.put_until_refused("big/");
     assert_eq!(refused, "Error: etcdserver: mvcc: database space exceeded");
 
     for i in 0..3 {

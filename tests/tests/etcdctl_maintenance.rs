@@ -466,13 +466,7 @@ fn quota_raises_a_nospace_alarm_until_disarmed() {
         .expect("member_id");
     assert!(status[0]["Status"].get("errors").is_none(), "{status}");
 
-    let value = "x".repeat(64 * 1024);
-    let refused = (0..100)
-        .find_map(|i| {
-            let out = ctl.run(&["put", &format!("big/{i:03}"), &value], None);
-            (!out.status.success()).then(|| error_line(&out.stderr))
-        })
-        .expect("a 1 MiB quota refuses some of 100 puts of 64 KiB");
+    let refused = ctl.put_until_refused("big/");
     assert_eq!(refused, ERR_NO_SPACE);
 
     let alarm = format!("memberID:{member} alarm:NOSPACE \n");
