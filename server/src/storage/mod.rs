@@ -298,8 +298,10 @@ impl Storage {
 
     /// Approximate bytes of live data (what a defragmented database would hold).
     pub fn size_in_use_bytes(&self) -> u64 {
-        let live = self.sum_property("rocksdb.estimate-live-data-size") + self.wal_bytes();
-        live.min(self.size_bytes())
+        let wal = self.wal_bytes();
+        let live = self.sum_property("rocksdb.estimate-live-data-size");
+        let on_disk = self.sum_property("rocksdb.total-sst-files-size");
+        (live + wal).min(on_disk + wal)
     }
 
     fn sum_property(&self, prop: &str) -> u64 {
