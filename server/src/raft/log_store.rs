@@ -293,10 +293,14 @@ impl LogStore {
             self.log.sync().map_err(log_err)?;
         }
         if let Some(hs) = hs {
-            let vote_or_term = hs.term != self.hard_state.term || hs.vote != self.hard_state.vote;
-            let mut wb = WriteBatch::default();
-            wb.put_cf(self.storage.cf(CF_RAFT), HARD_STATE, hs.write_to_bytes()?);
-            self.storage.write(wb, vote_or_term).map_err(other)?;
+            // A follower's hard state changes with every commit index it learns; writing
+            // those would put a RocksDB write (and its mutex, shared with the applier)
+            // between the log fsync and the append ack, for nothing open needs.
+            if hs.term != self.hard_state.term || hs.vote != self.hard_state.vote {
+                let mut wb = WriteBatch::default();
+                wb.put_cf(self.storage.cf(CF_RAFT), HARD_STATE, hs.write_to_bytes()?);
+                self.storage.write(wb, true).map_err(other)?;
+            }
             self.hard_state = hs.clone();
         }
         Ok(())
