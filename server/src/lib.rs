@@ -13,6 +13,7 @@ pub mod apply;
 pub mod backup;
 pub mod cluster;
 pub mod config;
+pub mod doorbell;
 mod error;
 pub mod http;
 pub mod lease;

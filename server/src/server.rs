@@ -19,6 +19,7 @@ use crate::apply::member::{MemberEffect, Members};
 use crate::apply::{Applier, Outcome, Response};
 use crate::cluster::{self, Change, Membership};
 use crate::config::Config;
+use crate::doorbell::{self, Doorbell};
 use crate::lease::{self, Lessor, LessorConfig};
 use crate::metrics::Metrics;
 use crate::mvcc::compact::{Compactor, CompactorConfig};
@@ -143,8 +144,9 @@ impl Server {
 
         let wait: Arc<Wait<Outcome>> = Arc::default();
         let metrics = Arc::new(Metrics::default());
-        let (committed_tx, committed_rx) = crossbeam_channel::unbounded();
-        let (install_tx, install_rx) = crossbeam_channel::unbounded();
+        let apply_bell = Doorbell::default();
+        let (committed_tx, committed_rx) = doorbell::unbounded(&apply_bell);
+        let (install_tx, install_rx) = doorbell::unbounded(&apply_bell);
         let drop_wait = wait.clone();
         let drop_metrics = metrics.clone();
         let fsync_metrics = metrics.clone();
@@ -258,6 +260,7 @@ impl Server {
             members,
             alarms: alarms.clone(),
             installs: install_rx,
+            bell: apply_bell,
         };
         let fatal_apply = fatal.clone();
         let apply_thread = std::thread::Builder::new()

@@ -15,7 +15,7 @@ pub mod txn;
 
 use std::sync::Arc;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, TryRecvError};
 use prost::Message as _;
 use raft::prelude::{Entry, EntryType};
 use revkv_proto::etcdserverpb::{
@@ -27,6 +27,7 @@ use revkv_proto::revkvpb::{internal_raft_request::Request, InternalRaftRequest};
 
 use crate::alarm::Alarms;
 use crate::cluster::Change;
+use crate::doorbell::Doorbell;
 use crate::lease::Lessor;
 use crate::mvcc::{self, compact::Compactor, ApplyBatch, KvStore};
 use crate::wait::Wait;
@@ -130,6 +131,8 @@ pub struct Applier {
     pub alarms: Arc<Alarms>,
     /// Snapshot installs the raft task asks for (see `restore.rs`).
     pub installs: Receiver<crate::raft::snapshot::InstallJob>,
+    /// Rung by the senders of both channels; the applier parks on it when idle.
+    pub bell: Doorbell,
 }
 
 /// Most entries folded into one write batch.
@@ -140,26 +143,27 @@ impl Applier {
     /// that leaves the member unable to continue.
     pub fn run(mut self, rx: Receiver<Vec<Entry>>) -> Result<(), crate::Error> {
         let mut installs = self.installs.clone();
+        self.bell.attach();
         loop {
-            // An install may overtake entries queued before it: those are at or below
-            // the snapshot's index, which the install marks applied, so they are
-            // skipped; entries above it are only sent after the install finished.
-            let mut entries = crossbeam_channel::select! {
-                recv(rx) -> e => match e {
-                    Ok(e) => e,
-                    Err(_) => return Ok(()),
-                },
-                recv(installs) -> job => match job {
-                    Ok(job) => {
-                        self.install(job)?;
-                        continue;
-                    }
-                    // Entries may still be queued: keep applying them.
-                    Err(_) => {
-                        installs = crossbeam_channel::never();
-                        continue;
-                    }
-                },
+            // An install overtakes entries queued before it: those are at or below the
+            // snapshot's index, which the install marks applied, so they are skipped;
+            // entries above it are only sent after the install finished.
+            match installs.try_recv() {
+                Ok(job) => {
+                    self.install(job)?;
+                    continue;
+                }
+                Err(TryRecvError::Empty) => {}
+                // Entries may still be queued: keep applying them.
+                Err(TryRecvError::Disconnected) => installs = crossbeam_channel::never(),
+            }
+            let mut entries = match rx.try_recv() {
+                Ok(e) => e,
+                Err(TryRecvError::Empty) => {
+                    self.bell.wait();
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => return Ok(()),
             };
             while entries.len() < MAX_BATCH_ENTRIES {
                 match rx.try_recv() {

@@ -268,7 +268,7 @@ impl RaftHandle {
 /// Where the raft task delivers its results.
 pub struct NodeSinks {
     /// Committed entries, in order, to the applier.
-    pub committed: Sender<Vec<Entry>>,
+    pub committed: crate::doorbell::Sender<Vec<Entry>>,
     /// Called when a proposal can never commit.
     pub on_drop: Box<dyn Fn(u64, Error) + Send>,
     /// Messages for peers.
@@ -276,7 +276,7 @@ pub struct NodeSinks {
     /// Told how long each synced log write took (one per Ready with entries).
     pub on_fsync: Box<dyn Fn(Duration) + Send>,
     /// The applier, asked to install a received snapshot (the raft task waits).
-    pub install: Sender<InstallJob>,
+    pub install: crate::doorbell::Sender<InstallJob>,
 }
 
 struct Node {
