@@ -62,12 +62,18 @@ fn options(snapshot: &Path, data_dir: &Path, name: &str) -> RestoreOptions {
     }
 }
 
-#[test]
-fn a_backup_restores_the_keyspace_under_a_new_identity() {
+/// A temp dir holding a populated member's backup, saved as `backup.db`.
+fn saved_backup() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().expect("tmp");
     let st = populated(&tmp.path().join("src"));
     let file = tmp.path().join("backup.db");
     save(&st, &tmp.path().join("src/snap"), &file);
+    (tmp, file)
+}
+
+#[test]
+fn a_backup_restores_the_keyspace_under_a_new_identity() {
+    let (tmp, file) = saved_backup();
 
     let s = status(&file).expect("status");
     assert_eq!(s.revision, 7);
@@ -116,10 +122,7 @@ fn a_backup_restores_the_keyspace_under_a_new_identity() {
 
 #[test]
 fn a_refused_restore_leaves_nothing_behind() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let st = populated(&tmp.path().join("src"));
-    let file = tmp.path().join("backup.db");
-    save(&st, &tmp.path().join("src/snap"), &file);
+    let (tmp, file) = saved_backup();
 
     let existing = tmp.path().join("exists");
     std::fs::create_dir(&existing).expect("mkdir");
