@@ -10,6 +10,13 @@
 //! 1 KiB, so small payloads are copied into its 16 KiB buffer and one write carries
 //! every frame that is ready.
 //!
+//! Ready frames of several streams share a write only if they are queued before the
+//! connection's task writes. Each finished request wakes that task, and tokio runs a
+//! task woken by the running one next, so responses (and a client's requests) went
+//! out one write each: 0.86 `sendto` per put on the server at 200 clients over 16
+//! connections, where grpc-go (etcd) makes about 0.4. [`Coalescing`] therefore puts
+//! off each write once, until the worker has run what else is ready.
+//!
 //! [`Coalescing`] is that transport; servers wrap accepted connections in it
 //! ([`coalescing_incoming`]) and clients dial through [`TcpConnector`].
 
@@ -26,9 +33,22 @@ use tonic::codegen::Service;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// A byte stream that hides its vectored-write support from h2 (see the module
-/// documentation). Reads and writes go straight to the inner stream.
+/// documentation) and holds each write back for one pass of the scheduler.
 #[derive(Debug)]
-pub struct Coalescing<T>(pub T);
+pub struct Coalescing<T> {
+    inner: T,
+    /// Whether the write now asked for was already put off once.
+    deferred: bool,
+}
+
+impl<T> Coalescing<T> {
+    pub fn new(inner: T) -> Self {
+        Coalescing {
+            inner,
+            deferred: false,
+        }
+    }
+}
 
 impl<T: AsyncRead + Unpin> AsyncRead for Coalescing<T> {
     fn poll_read(
@@ -36,7 +56,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Coalescing<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
@@ -46,15 +66,32 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalescing<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        // The task that completes a request wakes the connection's task, which tokio
+        // then runs next (its LIFO slot), so each response went out in a write of its
+        // own while other finished requests of the same connection sat in the run
+        // queue. Waking ourselves and returning Pending once puts the connection at
+        // the back of the queue: those requests queue their frames first, and one
+        // write carries them all.
+        if !self.deferred {
+            self.deferred = true;
+            // `yield_now` files the wake-up with the worker, which runs it once its
+            // queue is empty: with nothing else to do (one client) that is at once.
+            let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+            return Poll::Pending;
+        }
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if r.is_ready() {
+            self.deferred = false;
+        }
+        r
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -66,7 +103,7 @@ impl Connected for Coalescing<TcpStream> {
     type ConnectInfo = TcpConnectInfo;
 
     fn connect_info(&self) -> TcpConnectInfo {
-        self.0.connect_info()
+        self.inner.connect_info()
     }
 }
 
@@ -79,7 +116,7 @@ where
     S: tokio_stream::Stream<Item = io::Result<TcpStream>>,
 {
     use tokio_stream::StreamExt;
-    incoming.map(|conn| conn.map(Coalescing))
+    incoming.map(|conn| conn.map(Coalescing::new))
 }
 
 /// Dials `http://host:port` URIs over TCP with `TCP_NODELAY` set, for tonic's
@@ -102,7 +139,7 @@ impl Service<Uri> for TcpConnector {
             let (host, port) = host_port(&uri)?;
             let stream = TcpStream::connect((host.as_str(), port)).await?;
             stream.set_nodelay(true)?;
-            Ok(TokioIo::new(Coalescing(stream)))
+            Ok(TokioIo::new(Coalescing::new(stream)))
         })
     }
 }
@@ -160,8 +197,33 @@ mod tests {
             .unwrap();
         let mut conn = io.into_inner();
         assert!(!conn.is_write_vectored());
-        assert!(conn.0.nodelay().unwrap());
+        assert!(conn.inner.nodelay().unwrap());
         conn.write_all(b"hello").await.unwrap();
         assert_eq!(&accept.await.unwrap(), b"hello");
+    }
+
+    #[tokio::test]
+    async fn each_write_is_put_off_once_then_goes_through() {
+        use std::task::Poll;
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut conn = Coalescing::new(a);
+        let mut pending = 0;
+        let n = std::future::poll_fn(|cx| match Pin::new(&mut conn).poll_write(cx, b"ping") {
+            Poll::Pending => {
+                pending += 1;
+                Poll::Pending
+            }
+            ready => ready,
+        })
+        .await
+        .unwrap();
+        assert_eq!((n, pending), (4, 1));
+        // The next write is put off again: the flag resets once a write went out.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        conn.write_all(b"pong").await.unwrap();
+        let mut buf = [0u8; 8];
+        b.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"pingpong");
+        assert!(!conn.deferred);
     }
 }
