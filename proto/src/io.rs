@@ -37,7 +37,7 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 #[derive(Debug)]
 pub struct Coalescing<T> {
     inner: T,
-    /// Whether the write now asked for was already put off once.
+    /// Whether this flush's first write was already put off.
     deferred: bool,
 }
 
@@ -69,25 +69,24 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalescing<T> {
         // The task that completes a request wakes the connection's task, which tokio
         // then runs next (its LIFO slot), so each response went out in a write of its
         // own while other finished requests of the same connection sat in the run
-        // queue. Waking ourselves and returning Pending once puts the connection at
-        // the back of the queue: those requests queue their frames first, and one
-        // write carries them all.
+        // queue. The first write of each flush is put off with `yield_now`'s wake-up,
+        // which the worker delivers once its queue is empty (at once when idle): the
+        // other requests queue their frames first, and one write carries them all.
         if !self.deferred {
             self.deferred = true;
-            // `yield_now` files the wake-up with the worker, which runs it once its
-            // queue is empty: with nothing else to do (one client) that is at once.
             let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
             return Poll::Pending;
         }
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A large buffer takes several writes; only the first of a flush waits.
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
         if r.is_ready() {
             self.deferred = false;
         }
         r
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -218,12 +217,15 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((n, pending), (4, 1));
-        // The next write is put off again: the flag resets once a write went out.
+        // Within the flush no further write waits; after it the next one does again.
+        assert!(conn.deferred);
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        conn.flush().await.unwrap();
+        assert!(!conn.deferred);
         conn.write_all(b"pong").await.unwrap();
+        conn.flush().await.unwrap();
         let mut buf = [0u8; 8];
         b.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"pingpong");
-        assert!(!conn.deferred);
     }
 }
