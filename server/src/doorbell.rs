@@ -20,7 +20,7 @@
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
-pub use crossbeam_channel::{Receiver, SendError, TryRecvError};
+pub use crossbeam_channel::{Receiver, SendError, TryRecvError, TrySendError};
 
 /// Wakes the one thread that [`attach`](Doorbell::attach)ed itself. Cheap to clone.
 #[derive(Clone, Default)]
@@ -44,6 +44,11 @@ impl Doorbell {
     pub fn wait(&self) {
         std::thread::park();
     }
+
+    /// As [`wait`](Doorbell::wait), but for at most `timeout`.
+    pub fn wait_timeout(&self, timeout: std::time::Duration) {
+        std::thread::park_timeout(timeout);
+    }
 }
 
 /// An unbounded channel whose sends ring `bell`.
@@ -56,6 +61,53 @@ pub fn unbounded<T>(bell: &Doorbell) -> (Sender<T>, Receiver<T>) {
         },
         rx,
     )
+}
+
+/// A bounded channel whose sends ring `bell`, with cloneable senders.
+///
+/// Unlike [`Sender`], a [`SharedSender`] does not ring when dropped (the last of many
+/// clones is not known), so a receiver waiting for senders to go must also wake on its
+/// own now and then ([`Doorbell::wait_timeout`]) to see the disconnect.
+pub fn bounded<T>(bell: &Doorbell, capacity: usize) -> (SharedSender<T>, Receiver<T>) {
+    let (tx, rx) = crossbeam_channel::bounded(capacity);
+    (
+        SharedSender {
+            tx,
+            bell: bell.clone(),
+        },
+        rx,
+    )
+}
+
+/// The sending half of [`bounded`].
+pub struct SharedSender<T> {
+    tx: crossbeam_channel::Sender<T>,
+    bell: Doorbell,
+}
+
+impl<T> Clone for SharedSender<T> {
+    fn clone(&self) -> Self {
+        SharedSender {
+            tx: self.tx.clone(),
+            bell: self.bell.clone(),
+        }
+    }
+}
+
+impl<T> SharedSender<T> {
+    /// Queues `value` if there is room, and wakes the receiver.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.tx.try_send(value)?;
+        self.bell.ring();
+        Ok(())
+    }
+
+    /// Queues `value`, blocking while the channel is full, and wakes the receiver.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.tx.send(value)?;
+        self.bell.ring();
+        Ok(())
+    }
 }
 
 /// The sending half of [`unbounded`]; deliberately not `Clone` (see the drop ring).
@@ -139,5 +191,44 @@ mod tests {
         let (tx, rx) = unbounded::<u32>(&bell);
         drop(rx);
         assert_eq!(tx.send(1).map_err(|e| e.0), Err(1));
+    }
+
+    #[test]
+    fn shared_senders_wake_a_receiver_waiting_with_a_timeout() {
+        let bell = Doorbell::default();
+        let (tx, rx) = bounded::<u32>(&bell, 4);
+        let b = bell.clone();
+        let consumer = std::thread::spawn(move || {
+            b.attach();
+            let mut got = Vec::new();
+            loop {
+                match rx.try_recv() {
+                    Ok(v) => got.push(v),
+                    // A long timeout: a missed ring would show as a slow test, and
+                    // the disconnect is only seen on a wake-up.
+                    Err(TryRecvError::Empty) => b.wait_timeout(Duration::from_millis(50)),
+                    Err(TryRecvError::Disconnected) => return got,
+                }
+            }
+        });
+        let clones: Vec<_> = (0..4).map(|_| tx.clone()).collect();
+        for i in 0..2_000u32 {
+            let s = &clones[i as usize % clones.len()];
+            let mut v = i;
+            // Bounded: retry while the consumer catches up.
+            while let Err(e) = s.try_send(v) {
+                match e {
+                    TrySendError::Full(back) => {
+                        v = back;
+                        std::thread::yield_now();
+                    }
+                    TrySendError::Disconnected(_) => panic!("receiver gone"),
+                }
+            }
+        }
+        drop(clones);
+        drop(tx);
+        let got = consumer.join().expect("consumer ran");
+        assert_eq!(got, (0..2_000).collect::<Vec<_>>());
     }
 }

@@ -1,6 +1,8 @@
 //! The raft task: the only owner of `RawNode`.
 //!
-//! Everything else talks to it through [`RaftHandle`] (a crossbeam channel). Each loop
+//! Everything else talks to it through [`RaftHandle`] (a bounded channel whose sends
+//! ring the task's [`Doorbell`]; between commands it parks until a ring or the next
+//! tick). Each loop
 //! turn it takes every queued command — so concurrent proposals land in one Ready and
 //! share one log fsync (group commit) and concurrent linearizable reads share one
 //! ReadIndex round — then handles the Ready in the order the raft crate documents:
@@ -17,9 +19,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+use crossbeam_channel::{select, Receiver, TryRecvError, TrySendError};
 use raft::prelude::{ConfChange, ConfState, Entry, Message, MessageType, Snapshot};
 use raft::SnapshotStatus;
 use raft::{RawNode, StateRole};
@@ -29,6 +31,7 @@ use super::log_store::LogStore;
 use super::reads::{read_ctx, read_seq, PendingRead, ReadQueue, ReadReply};
 use super::snapshot::InstallJob;
 use super::Error;
+use crate::doorbell::{self, Doorbell, SharedSender};
 
 /// Tunables of the raft node (etcd's flag names in comments).
 #[derive(Clone, Debug)]
@@ -95,8 +98,10 @@ pub enum Command {
 /// The raft task's command channel, created before the task so that the transport
 /// (which the task sends through) can hold the way back in.
 pub struct Mailbox {
-    tx: Sender<Command>,
+    tx: SharedSender<Command>,
     rx: Receiver<Command>,
+    /// Rung by every send; the raft task parks on it between commands and ticks.
+    bell: Doorbell,
 }
 
 impl Mailbox {
@@ -106,8 +111,9 @@ impl Mailbox {
 
     /// A mailbox of `capacity` commands.
     pub fn with_capacity(capacity: usize) -> Mailbox {
-        let (tx, rx) = crossbeam_channel::bounded(capacity);
-        Mailbox { tx, rx }
+        let bell = Doorbell::default();
+        let (tx, rx) = doorbell::bounded(&bell, capacity);
+        Mailbox { tx, rx, bell }
     }
 
     /// The receiving end, for tests that stand in for the raft task.
@@ -129,7 +135,7 @@ impl Mailbox {
 /// backlogged a message is dropped, which raft tolerates (it retransmits).
 #[derive(Clone)]
 pub struct PeerInbox {
-    tx: Sender<Command>,
+    tx: SharedSender<Command>,
 }
 
 impl PeerInbox {
@@ -186,7 +192,7 @@ impl RaftStatus {
 /// Cheap, cloneable access to the raft task.
 #[derive(Clone)]
 pub struct RaftHandle {
-    tx: Sender<Command>,
+    tx: SharedSender<Command>,
     status: Arc<RaftStatus>,
     reads: Arc<ReadQueue>,
 }
@@ -285,6 +291,7 @@ struct Node {
     status: Arc<RaftStatus>,
     sinks: NodeSinks,
     rx: Receiver<Command>,
+    bell: Doorbell,
     reads: HashMap<u64, PendingRead>,
     /// Reads the handles queued; taken into `queued_reads` on `Command::ReadIndex`.
     read_queue: Arc<ReadQueue>,
@@ -330,7 +337,7 @@ pub fn spawn(
         applied: AtomicU64::new(applied),
         ..Default::default()
     });
-    let Mailbox { tx, rx } = mailbox;
+    let Mailbox { tx, rx, bell } = mailbox;
     let reads = Arc::new(ReadQueue::default());
     let handle = RaftHandle {
         tx,
@@ -343,6 +350,7 @@ pub fn spawn(
         status,
         sinks,
         rx,
+        bell,
         reads: HashMap::new(),
         read_queue: reads,
         queued_reads: Vec::new(),
@@ -370,17 +378,35 @@ pub fn spawn(
 
 impl Node {
     fn run(&mut self) -> Result<(), Error> {
-        let ticker = crossbeam_channel::tick(self.cfg.tick);
+        self.bell.attach();
+        let mut next_tick = Instant::now() + self.cfg.tick;
         // A single voter has already campaigned in `spawn`: become leader now rather
         // than at the first tick.
         self.on_ready()?;
         loop {
-            select! {
-                recv(self.rx) -> cmd => match cmd {
-                    Ok(cmd) => if !self.handle(cmd) { return Ok(()) },
-                    Err(_) => return Ok(()),
-                },
-                recv(ticker) -> _ => self.tick(),
+            // Park on the doorbell rather than in crossbeam's `select!`: a sender wakes
+            // a thread blocked there while holding the channel's waker lock, which the
+            // woken thread then needs first thing (see `doorbell`).
+            match self.rx.try_recv() {
+                Ok(cmd) => {
+                    if !self.handle(cmd) {
+                        return Ok(());
+                    }
+                }
+                // Senders do not ring when they drop; the tick timeout notices.
+                Err(TryRecvError::Disconnected) => return Ok(()),
+                Err(TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if now < next_tick {
+                        self.bell.wait_timeout(next_tick - now);
+                        continue;
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick();
+                next_tick = now + self.cfg.tick;
             }
             // For log compaction; conf change proposals catch up themselves.
             self.catch_up_applied();
