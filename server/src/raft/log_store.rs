@@ -114,12 +114,24 @@ impl LogStore {
         initial: ConfState,
         log_cfg: EntryLogConfig,
     ) -> raft::Result<LogStore> {
-        let state = read_cf_state(&storage)?;
+        let mut state = read_cf_state(&storage)?;
         let conf_state = match state.conf_state {
             Some(cs) => cs,
             None => {
+                // etcd's members start as followers at term 1 (its raft bootstraps the
+                // initial membership there), so the first election makes term 2; a
+                // member at term 0 would elect at term 1 and report terms one lower
+                // than etcd's everywhere (`endpoint status`, response headers).
+                if state.hard_state.term == 0 {
+                    state.hard_state.term = 1;
+                }
                 let mut wb = WriteBatch::default();
                 wb.put_cf(storage.cf(CF_RAFT), CONF_STATE, initial.write_to_bytes()?);
+                wb.put_cf(
+                    storage.cf(CF_RAFT),
+                    HARD_STATE,
+                    state.hard_state.write_to_bytes()?,
+                );
                 storage.write(wb, true).map_err(other)?;
                 initial
             }

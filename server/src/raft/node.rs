@@ -332,8 +332,12 @@ pub fn spawn(
         // campaign at once.
         raw.campaign()?;
     }
+    // The persisted term and commit index until the first Ready reports newer ones, so
+    // a member that never hears from a leader still reports where it stands.
     let status = Arc::new(RaftStatus {
         id: cfg.id,
+        term: AtomicU64::new(raw.raft.term),
+        commit: AtomicU64::new(raw.raft.raft_log.committed),
         applied: AtomicU64::new(applied),
         ..Default::default()
     });
