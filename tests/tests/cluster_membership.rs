@@ -393,6 +393,15 @@ fn move_leader_hands_leadership_to_the_target() {
             .ok(&["endpoint", "status", "-w", "json"]),
     );
     assert_eq!(status[0]["Status"]["leader"].as_u64(), Some(target_id));
+
+    // And back, printed as JSON: etcd's answer carries no header of its own.
+    let leader_id = c.member(leader).status().expect("status").member_id;
+    let out = c
+        .member(target)
+        .etcdctl()
+        .ok(&["move-leader", &hex(leader_id), "-w", "json"]);
+    assert_eq!(out, "{}\n");
+    assert_eq!(c.wait_leader(Some(target), Duration::from_secs(10)), leader);
 }
 
 #[test]
