@@ -125,10 +125,15 @@ type Opened = (
 
 /// Opens a keep-alive stream on `ch` with the first request already queued (the
 /// server sends nothing, not even headers, before it has a request to answer).
-async fn open(
-    ch: tonic::transport::Channel,
-    id: i64,
-) -> std::result::Result<Opened, tonic::Status> {
+/// Generic over the transport: the pool's streams use tonic's channel, a single
+/// renewal the unary one.
+async fn open<T>(ch: T, id: i64) -> std::result::Result<Opened, tonic::Status>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
     let (tx, rx) = mpsc::channel(4);
     // Cannot fail: the channel is new and has room.
     let _ = tx.try_send(pb::LeaseKeepAliveRequest { id });

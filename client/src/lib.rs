@@ -35,6 +35,7 @@ mod op;
 mod options;
 mod pool;
 mod response;
+mod unary;
 mod watch;
 mod watch_task;
 

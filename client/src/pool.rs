@@ -14,13 +14,16 @@ use tonic::transport::{Channel, Endpoint};
 use crate::client::ConnectOptions;
 use crate::endpoints::{normalize_endpoint, resolve_endpoints, try_order};
 use crate::error::{Error, Result};
+use crate::unary::UnaryChannel;
 
 /// How long an endpoint that could not be reached is tried only after the others.
 const DOWN_FOR: Duration = Duration::from_secs(2);
 
-/// One endpoint and its (lazily connecting) channel.
+/// One endpoint and its (lazily connecting) channels: one for unary calls, one (made
+/// by tonic) for streams.
 pub(crate) struct Conn {
     pub(crate) uri: String,
+    pub(crate) unary: UnaryChannel,
     pub(crate) channel: Channel,
     /// When the endpoint last could not be reached; `None` while it works.
     down_since: Mutex<Option<Instant>>,
@@ -29,8 +32,11 @@ pub(crate) struct Conn {
 impl Conn {
     fn new(uri: String, options: &ConnectOptions) -> Result<Arc<Conn>> {
         let channel = endpoint(&uri, options)?.connect_with_connector_lazy(TcpConnector);
+        let unary = UnaryChannel::new(&uri, options)
+            .map_err(|e| Error::InvalidArgument(format!("endpoint {uri}: {e}")))?;
         Ok(Arc::new(Conn {
             uri,
+            unary,
             channel,
             down_since: Mutex::new(None),
         }))
@@ -219,7 +225,7 @@ impl Pool {
     /// endpoint answers `Unavailable`; others only when nothing was sent.
     pub(crate) async fn call<T, F, Fut>(&self, repeatable: bool, call: F) -> Result<T>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(UnaryChannel) -> Fut,
         Fut: Future<Output = std::result::Result<T, tonic::Status>>,
     {
         let attempt = self.call_once(repeatable, call);
@@ -233,12 +239,12 @@ impl Pool {
 
     async fn call_once<T, F, Fut>(&self, repeatable: bool, mut call: F) -> Result<T>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(UnaryChannel) -> Fut,
         Fut: Future<Output = std::result::Result<T, tonic::Status>>,
     {
         let mut last: Option<Error> = None;
         for conn in self.plan() {
-            match call(conn.channel.clone()).await {
+            match call(conn.unary.clone()).await {
                 Ok(v) => {
                     conn.mark(false);
                     return Ok(v);

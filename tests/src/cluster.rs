@@ -197,6 +197,18 @@ impl ClusterMember {
     /// If the member is not running or the signal cannot be sent.
     pub fn pause(&self) {
         self.signal("-STOP");
+        // `kill` returns once the signal is queued, not once every thread has stopped:
+        // wait for the stopped state, so that nothing sent from here on is answered.
+        let pid = self.child.as_ref().expect("member is not running").id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "member {} did not stop",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// SIGCONT a paused process.
@@ -594,4 +606,22 @@ pub fn dump(
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Whether every thread of process `pid` is in the stopped state (`T` in its
+/// `/proc/PID/task/TID/stat`).
+fn is_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                // The state follows the command name, which is in parentheses.
+                let rest = stat.rsplit_once(')')?.1;
+                rest.split_whitespace().next().map(|state| state == "T")
+            })
+            .unwrap_or(false)
+    })
 }

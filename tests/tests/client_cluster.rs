@@ -1,7 +1,8 @@
 //! Cluster and maintenance calls through `revkv-client` against real processes:
 //! member list and learner add/remove, endpoint sync (manual and automatic) with the
 //! never-empty rule and the fall back to the initial endpoints, failover past a killed
-//! member, and per-endpoint maintenance (status of each member, move leader).
+//! member, reconnecting after a member restarts, a dead connection found by the
+//! keep-alive, and per-endpoint maintenance (status of each member, move leader).
 //!
 //! Runs against etcd or revkv per `REVKV_TEST_TARGET`. Waits are bounded.
 // `cluster::serial()` is held for a whole cluster test on purpose: every test has its
@@ -150,6 +151,64 @@ async fn unary_calls_fail_over_past_a_killed_member() {
         .await
         .expect_err("the killed member");
     assert!(err.never_sent(), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unary_calls_reconnect_after_the_member_restarts() {
+    let _serial = serial();
+    let mut cluster = tokio::task::block_in_place(|| TestCluster::start(1));
+    let client = Client::connect([cluster.member(0).endpoint()], ConnectOptions::new())
+        .await
+        .expect("connect");
+    client.kv().put("a", "1").await.expect("put");
+
+    tokio::task::block_in_place(|| cluster.member_mut(0).kill9());
+    let err = client.kv().put("b", "1").await.expect_err("member is down");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+
+    tokio::task::block_in_place(|| cluster.member_mut(0).restart());
+    let kv = Retry::new(client.kv(), RetryPolicy::default());
+    kv.put("b", "2").await.expect("put on a new connection");
+    let got = kv
+        .get_with("a", GetOptions::new().with_from_key())
+        .await
+        .expect("get");
+    let pairs: Vec<(&[u8], &[u8])> = got
+        .kvs
+        .iter()
+        .map(|kv| (kv.key.as_slice(), kv.value.as_slice()))
+        .collect();
+    assert_eq!(pairs, [(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"2"[..])]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_ends_a_call_to_a_member_that_stopped_answering() {
+    let _serial = serial();
+    let cluster = tokio::task::block_in_place(|| TestCluster::start(1));
+    // No request timeout: only the keep-alive can end the call.
+    let opts =
+        ConnectOptions::new().with_keep_alive(Duration::from_secs(1), Duration::from_secs(1));
+    let client = Client::connect([cluster.member(0).endpoint()], opts)
+        .await
+        .expect("connect");
+    client.kv().put("a", "1").await.expect("put");
+
+    cluster.member(0).pause();
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), client.kv().put("b", "1")).await;
+    cluster.member(0).resume();
+    let err = outcome
+        .expect("the keep-alive ends the call")
+        .expect_err("the member never answered");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The next call dials a new connection to the resumed member.
+    let kv = Retry::new(client.kv(), RetryPolicy::default());
+    kv.put("c", "1").await.expect("put after resume");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
