@@ -1,6 +1,7 @@
 //! Rust client for revkv — and for etcd, since revkv speaks etcd's v3 API.
 //!
-//! [`Client::connect`] opens channels to several endpoints and hands out one handle
+//! [`Client::connect`] opens connections to several endpoints (per endpoint one for
+//! unary calls, made straight over `h2`, and one for streams) and hands out one handle
 //! per etcd service: [`Client::kv`], [`Client::watch`], [`Client::lease`],
 //! [`Client::cluster`], [`Client::maintenance`]. Unary calls fail over between
 //! endpoints; watches resume on another member without losing or repeating events;
