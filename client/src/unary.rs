@@ -26,8 +26,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::uri::{PathAndQuery, Uri};
 use http_body::{Body, Frame};
-use revkv_proto::io::Coalescing;
-use tokio::net::TcpStream;
+use revkv_proto::io::TcpConnector;
 use tonic::codegen::Service;
 use tonic::Status;
 
@@ -65,7 +64,7 @@ struct Connection {
     /// Calls in flight on this connection, for the keep-alive's idle rule.
     active: Arc<AtomicUsize>,
     /// Ends the connection's task (and with it every stream) when dropped last.
-    _task: Arc<AbortOnDrop>,
+    task: Arc<AbortOnDrop>,
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);
@@ -132,21 +131,19 @@ impl Shared {
         let mut slot = self.conn.lock();
         if slot
             .as_ref()
-            .is_some_and(|cur| Arc::ptr_eq(&cur._task, &c._task))
+            .is_some_and(|cur| Arc::ptr_eq(&cur.task, &c.task))
         {
             *slot = None;
         }
     }
 
     async fn dial(&self) -> std::io::Result<Connection> {
-        let host = self.origin.host().unwrap_or("127.0.0.1");
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = self.origin.port_u16().unwrap_or(80);
+        let origin = self.origin.clone();
         let handshake = async {
-            let tcp = TcpStream::connect((host, port)).await?;
-            tcp.set_nodelay(true)?;
+            // The same dialer as the tonic channels: TCP_NODELAY, coalesced writes.
+            let io = TcpConnector.call(origin).await?.into_inner();
             h2::client::Builder::new()
-                .handshake::<_, Bytes>(Coalescing::new(tcp))
+                .handshake::<_, Bytes>(io)
                 .await
                 .map_err(std::io::Error::other)
         };
@@ -176,7 +173,7 @@ impl Shared {
         Ok(Connection {
             send,
             active,
-            _task: Arc::new(AbortOnDrop(task.abort_handle())),
+            task: Arc::new(AbortOnDrop(task.abort_handle())),
         })
     }
 }
@@ -203,19 +200,19 @@ async fn keep_alive(mut pings: h2::PingPong, k: KeepAlive, active: Arc<AtomicUsi
 }
 
 /// An error of an established connection, as the status the caller sees.
+fn status_of(e: h2::Error) -> Status {
+    let message = format!("transport: {e}");
+    match e.reason() {
+        Some(h2::Reason::CANCEL) => Status::cancelled(message),
+        Some(h2::Reason::ENHANCE_YOUR_CALM) => Status::resource_exhausted(message),
+        Some(h2::Reason::REFUSED_STREAM) | None => Status::unavailable(message),
+        Some(h2::Reason::NO_ERROR) if e.is_go_away() => Status::unavailable(message),
+        Some(_) => Status::internal(message),
+    }
+}
+
 fn transport_error(e: h2::Error) -> BoxError {
-    let status = match e.reason() {
-        Some(h2::Reason::CANCEL) => Status::cancelled(format!("transport: {e}")),
-        Some(h2::Reason::ENHANCE_YOUR_CALM) => {
-            Status::resource_exhausted(format!("transport: {e}"))
-        }
-        Some(h2::Reason::REFUSED_STREAM) | None => Status::unavailable(format!("transport: {e}")),
-        Some(h2::Reason::NO_ERROR) if e.is_go_away() => {
-            Status::unavailable(format!("transport: {e}"))
-        }
-        Some(_) => Status::internal(format!("transport: {e}")),
-    };
-    Box::new(status)
+    Box::new(status_of(e))
 }
 
 impl Service<http::Request<tonic::body::Body>> for UnaryChannel {
@@ -373,12 +370,5 @@ impl Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         self.recv.is_end_stream()
-    }
-}
-
-fn status_of(e: h2::Error) -> Status {
-    match transport_error(e).downcast::<Status>() {
-        Ok(status) => *status,
-        Err(other) => Status::unavailable(other.to_string()),
     }
 }
