@@ -34,6 +34,10 @@ use crate::client::ConnectOptions;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+const MAX_SEND_BUFFER: usize = 1024 * 1024;
+
 /// A cloneable gRPC transport to one endpoint (see the module documentation).
 #[derive(Clone)]
 pub(crate) struct UnaryChannel {
@@ -142,7 +146,13 @@ impl Shared {
         let handshake = async {
             // The same dialer as the tonic channels: TCP_NODELAY, coalesced writes.
             let io = TcpConnector.call(origin).await?.into_inner();
+            // hyper's defaults, which the tonic channel used: windows large enough that
+            // a big range or snapshot is not paced by WINDOW_UPDATE round trips.
             h2::client::Builder::new()
+                .enable_push(false)
+                .initial_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(CONNECTION_WINDOW)
+                .max_send_buffer_size(MAX_SEND_BUFFER)
                 .handshake::<_, Bytes>(io)
                 .await
                 .map_err(std::io::Error::other)
