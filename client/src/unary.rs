@@ -51,7 +51,9 @@ struct Shared {
     keep_alive: Option<KeepAlive>,
     /// The live connection, if any. Held only to clone or replace the handle.
     conn: parking_lot::Mutex<Option<Connection>>,
-    /// One dial at a time; callers that find no connection wait for it.
+    /// One dial at a time; callers that find no connection wait for it. An async
+    /// mutex, held across the dial on purpose (single flight, bounded by the dial
+    /// timeout); `conn` itself is never held across an `.await`.
     dialing: tokio::sync::Mutex<()>,
 }
 
