@@ -114,28 +114,19 @@ impl Pool {
     }
 
     /// Connects eagerly to the first endpoint that answers within the dial timeout,
-    /// as etcd's client does before `New` returns.
+    /// as etcd's client does before `New` returns. The connection is the one the
+    /// first unary call then uses.
     pub(crate) async fn probe(&self) -> Result<()> {
         let conns = self.current_conns();
         let mut reason = String::new();
         for conn in &conns {
-            let ep = endpoint(&conn.uri, &self.options)?;
-            match tokio::time::timeout(
-                self.options.dial_timeout,
-                ep.connect_with_connector(TcpConnector),
-            )
-            .await
-            {
-                Ok(Ok(_)) => {
+            match conn.unary.connect().await {
+                Ok(()) => {
                     conn.mark(false);
                     return Ok(());
                 }
-                Ok(Err(e)) => {
-                    reason = format!("{}: {}", conn.uri, error_chain(&e));
-                    conn.mark(true);
-                }
-                Err(_) => {
-                    reason = format!("{}: context deadline exceeded", conn.uri);
+                Err(e) => {
+                    reason = format!("{}: {e}", conn.uri);
                     conn.mark(true);
                 }
             }
@@ -340,17 +331,4 @@ impl Pool {
             next: AtomicUsize::new(0),
         })
     }
-}
-
-/// `err` and its sources, joined with `: ` (tonic's top-level message alone is
-/// often just "transport error").
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }

@@ -101,6 +101,13 @@ impl UnaryChannel {
     }
 }
 
+impl UnaryChannel {
+    /// Dials now unless a working connection exists (the client's start-up probe).
+    pub(crate) async fn connect(&self) -> Result<(), BoxError> {
+        self.shared.ready().await.map(drop)
+    }
+}
+
 impl Shared {
     fn current(&self) -> Option<Connection> {
         self.conn.lock().clone()
@@ -109,19 +116,13 @@ impl Shared {
     /// A connection ready to open a stream: the current one, or a new one if it is
     /// gone or broken.
     async fn ready(&self) -> Result<(h2::client::SendRequest<Bytes>, Arc<AtomicUsize>), BoxError> {
-        if let Some(c) = self.current() {
-            match c.send.clone().ready().await {
-                Ok(send) => return Ok((send, c.active)),
-                Err(_) => self.forget(&c),
-            }
+        if let Some(ready) = self.ready_current().await {
+            return Ok(ready);
         }
         let _gate = self.dialing.lock().await;
         // Someone else may have dialed while this call waited for the gate.
-        if let Some(c) = self.current() {
-            if let Ok(send) = c.send.clone().ready().await {
-                return Ok((send, c.active));
-            }
-            self.forget(&c);
+        if let Some(ready) = self.ready_current().await {
+            return Ok(ready);
         }
         let c = self
             .dial()
@@ -130,6 +131,18 @@ impl Shared {
         *self.conn.lock() = Some(c.clone());
         let send = c.send.clone().ready().await.map_err(transport_error)?;
         Ok((send, c.active))
+    }
+
+    /// The current connection once it can open a stream; a broken one is forgotten.
+    async fn ready_current(&self) -> Option<(h2::client::SendRequest<Bytes>, Arc<AtomicUsize>)> {
+        let c = self.current()?;
+        match c.send.clone().ready().await {
+            Ok(send) => Some((send, c.active)),
+            Err(_) => {
+                self.forget(&c);
+                None
+            }
+        }
     }
 
     /// Drops `c` as the current connection, unless it was already replaced.
@@ -275,14 +288,25 @@ impl Service<http::Request<tonic::body::Body>> for UnaryChannel {
 }
 
 /// Collects the frames `body` yields without waiting; `true` once it has ended.
+/// A unary request is one frame, passed on without a copy.
 async fn take_ready(body: &mut tonic::body::Body) -> Result<(Bytes, bool), BoxError> {
-    let mut buf = BytesMut::new();
+    let mut first = Bytes::new();
+    let mut more: Option<BytesMut> = None;
     let mut body = Pin::new(body);
-    std::future::poll_fn(|cx| loop {
+    let ended = std::future::poll_fn(|cx| loop {
         match body.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    buf.extend_from_slice(&data);
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                match more.as_mut() {
+                    Some(buf) => buf.extend_from_slice(&data),
+                    None if first.is_empty() => first = data,
+                    None => {
+                        let mut buf = BytesMut::from(&first[..]);
+                        buf.extend_from_slice(&data);
+                        more = Some(buf);
+                    }
                 }
             }
             Poll::Ready(Some(Err(status))) => {
@@ -292,8 +316,8 @@ async fn take_ready(body: &mut tonic::body::Body) -> Result<(Bytes, bool), BoxEr
             Poll::Pending => return Poll::Ready(Ok(false)),
         }
     })
-    .await
-    .map(|ended| (buf.freeze(), ended))
+    .await?;
+    Ok((more.map_or(first, BytesMut::freeze), ended))
 }
 
 /// Sends the rest of a streaming request body, ending the stream when the body ends;
