@@ -158,6 +158,7 @@ impl Server {
             catch_up_entries: 5000,
             max_pending: 16 * 1024,
             read_retry: Duration::from_millis(500),
+            conf_change_wait: cfg.request_timeout(),
         };
         let mailbox = Mailbox::new(&raft_cfg);
         let transport = Arc::new(

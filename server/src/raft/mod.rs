@@ -1,5 +1,6 @@
 //! Consensus: the raft node driver and its persistent log (tikv's `raft` crate).
 
+mod conf_gate;
 pub mod entry_log;
 pub mod log_store;
 pub mod node;

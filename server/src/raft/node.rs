@@ -27,6 +27,7 @@ use raft::SnapshotStatus;
 use raft::{RawNode, StateRole};
 use tokio::sync::oneshot;
 
+use super::conf_gate::ConfGate;
 use super::log_store::LogStore;
 use super::reads::{read_ctx, read_seq, PendingRead, ReadQueue, ReadReply};
 use super::snapshot::InstallJob;
@@ -51,6 +52,9 @@ pub struct RaftConfig {
     /// `readIndexRetryTime`): a leader drops read requests until it has committed an
     /// entry of its term, and a forwarded request can be lost on the network.
     pub read_retry: Duration,
+    /// How long a conf change may wait for the previous one to be applied before it
+    /// is dropped: the request timeout, after which its waiter has given up.
+    pub conf_change_wait: Duration,
 }
 
 /// What the raft task is asked to do.
@@ -300,6 +304,8 @@ struct Node {
     /// Commands that arrived while the task waited for a snapshot install; handled
     /// right after that Ready.
     deferred: Vec<Command>,
+    /// Conf changes raft would drop right now (an earlier one is unapplied).
+    conf_gate: ConfGate,
 }
 
 /// Starts the raft task. `applied` is the index already reflected in the state machine.
@@ -360,6 +366,7 @@ pub fn spawn(
         queued_reads: Vec::new(),
         next_read_ctx: 1,
         deferred: Vec::new(),
+        conf_gate: ConfGate::default(),
     };
     let thread = std::thread::Builder::new()
         .name("raft".into())
@@ -412,8 +419,12 @@ impl Node {
                 self.tick();
                 next_tick = now + self.cfg.tick;
             }
-            // For log compaction; conf change proposals catch up themselves.
+            // For log compaction and held conf changes; conf change proposals also
+            // catch up themselves.
             self.catch_up_applied();
+            if !self.conf_gate.is_empty() && !self.release_conf_changes() {
+                return Ok(());
+            }
             // Take everything already queued: this is what batches proposals and reads.
             while let Ok(cmd) = self.rx.try_recv() {
                 if !self.handle(cmd) {
@@ -436,6 +447,14 @@ impl Node {
 
     /// Returns false on shutdown.
     fn handle(&mut self, cmd: Command) -> bool {
+        if ConfGate::gates(&cmd) {
+            // Raft would turn it into an empty entry and its waiter would time out.
+            self.catch_up_applied();
+            if ConfGate::closed(&self.raw.raft) {
+                self.conf_gate.hold(Instant::now(), cmd);
+                return true;
+            }
+        }
         match cmd {
             Command::Propose { id, data } => {
                 if self.raw.raft.leader_id == raft::INVALID_ID {
@@ -449,9 +468,6 @@ impl Node {
                 }
             }
             Command::ProposeConfChange { id, cc } => {
-                // Raft drops a conf change while it counts an earlier one as unapplied;
-                // the applier may have finished that one since this task last looked.
-                self.catch_up_applied();
                 if self.raw.raft.leader_id == raft::INVALID_ID {
                     (self.sinks.on_drop)(id, Error::NoLeader);
                 } else if let Err(e) = self.raw.propose_conf_change(id.to_be_bytes().to_vec(), cc) {
@@ -570,6 +586,22 @@ impl Node {
         self.raw.read_index(read_ctx(self.cfg.id, seq));
         let replies = std::mem::take(&mut self.queued_reads);
         self.reads.insert(seq, PendingRead { replies, ticks: 0 });
+    }
+
+    /// Hands back the held conf changes once the previous one is applied, and fails
+    /// those held too long. Returns false on shutdown.
+    fn release_conf_changes(&mut self) -> bool {
+        let released =
+            self.conf_gate
+                .release(&self.raw.raft, Instant::now(), self.cfg.conf_change_wait);
+        for cmd in released.expired {
+            if let Command::ProposeConfChange { id, .. } = cmd {
+                (self.sinks.on_drop)(id, Error::Timeout);
+            } else {
+                tracing::warn!("dropped a forwarded conf change held past the request timeout");
+            }
+        }
+        released.ready.into_iter().all(|cmd| self.handle(cmd))
     }
 
     /// Tells raft what the applier reported through [`RaftHandle::applied`].
@@ -734,8 +766,9 @@ impl Node {
                 let _ = reply.send(Err(err.clone()));
             }
         }
-        let deferred = std::mem::take(&mut self.deferred);
-        for cmd in deferred.into_iter().chain(self.rx.try_iter()) {
+        let mut pending = std::mem::take(&mut self.deferred);
+        pending.extend(self.conf_gate.drain());
+        for cmd in pending.into_iter().chain(self.rx.try_iter()) {
             match cmd {
                 Command::Propose { id, .. } | Command::ProposeConfChange { id, .. } => {
                     (self.sinks.on_drop)(id, err.clone())
