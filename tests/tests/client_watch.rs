@@ -288,3 +288,50 @@ async fn watch_resumes_on_another_member_after_kill9() {
         .expect("count");
     assert_eq!(head.count, 11);
 }
+
+/// Several clients, each on its own connections (which the server deals to different
+/// connection threads), are each served; SIGTERM with a watch open on every one of
+/// them still ends the process promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connection_is_served_and_a_stop_ends_their_watches() {
+    let mut server = TestServer::start();
+    let mut streams = Vec::new();
+    let mut clients = Vec::new();
+    for i in 0..5 {
+        let client = Client::connect([server.endpoint()], ConnectOptions::new())
+            .await
+            .expect("connect");
+        let key = format!("conn/{i}");
+        let (w, mut stream) = client
+            .watch()
+            .watch(key.as_str(), WatchOptions::new())
+            .await
+            .expect("watch");
+        client
+            .kv()
+            .put(key.as_str(), i.to_string())
+            .await
+            .expect("put");
+        assert_eq!(
+            next_events(&mut stream).await,
+            vec![ev(EventType::Put, &key, &i.to_string())]
+        );
+        let got = client.kv().get(key.as_str()).await.expect("get");
+        assert_eq!(got.kvs[0].value, i.to_string().as_bytes());
+        streams.push((w, stream));
+        clients.push(client);
+    }
+
+    let asked = std::time::Instant::now();
+    // etcd re-raises the signal once it has stopped, so only the time is asserted.
+    tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .expect("stop");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "stopping with open watches took {:?}",
+        asked.elapsed()
+    );
+    // The client keeps its watches, to resume them on a member that comes back.
+    drop(streams);
+}
