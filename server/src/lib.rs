@@ -22,7 +22,6 @@ pub mod mvcc;
 pub mod raft;
 pub mod run;
 pub mod server;
-pub mod shards;
 pub mod storage;
 pub mod transport;
 pub mod wait;

@@ -77,23 +77,20 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let lease_expiry = crate::lease::expiry::spawn(server.clone(), stop_rx.clone());
-    // Cuts the client connections still open after the grace period.
-    let (kill_tx, kill_rx) = tokio::sync::watch::channel(false);
     let mut serving = tokio::task::JoinSet::new();
-    let routes = tonic::service::Routes::from(
-        crate::api::routes(server.clone())
-            .into_axum_router()
-            .merge(crate::http::router(server.clone())),
-    );
-    let shards = std::thread::available_parallelism().map_or(1, usize::from);
     for listener in listeners {
-        serving.spawn(crate::shards::serve(
-            listener,
-            routes.clone(),
-            shards,
-            stop_rx.clone(),
-            kill_rx.clone(),
-        ));
+        let routes = crate::api::routes(server.clone())
+            .into_axum_router()
+            .merge(crate::http::router(server.clone()));
+        let mut stop = stop_rx.clone();
+        serving.spawn(
+            tonic::transport::Server::builder()
+                .accept_http1(true)
+                .add_routes(tonic::service::Routes::from(routes))
+                .serve_with_incoming_shutdown(incoming(listener), async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }),
+        );
     }
 
     for listener in peer_listeners {
@@ -136,9 +133,6 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     .await;
     if drained.is_err() {
         tracing::info!("closing streams still open after {SHUTDOWN_GRACE:?}");
-        // The client shards' threads stop on `kill`; aborting their serve tasks
-        // alone would leave those threads serving.
-        let _ = kill_tx.send(true);
         serving.shutdown().await;
     }
     let s = Arc::clone(&server);
@@ -147,10 +141,10 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     outcome
 }
 
-/// Accepted peer connections with TCP_NODELAY set. The builder's own `tcp_nodelay`
-/// only applies to listeners tonic binds itself; without it, a small message queued
-/// behind a larger one waits for the peer's delayed ACK (40 ms on Linux), which a
-/// fan-out benchmark exposed on client connections (`shards` sets it there).
+/// Accepted connections with TCP_NODELAY set. The builder's own `tcp_nodelay` only
+/// applies to listeners tonic binds itself; without it, a small unary answer queued
+/// behind a watch event on the same connection waits for the peer's delayed ACK
+/// (40 ms on Linux), which a fan-out benchmark exposed.
 /// Wrapped so that h2 batches small frames into one write (`revkv_proto::io`).
 fn incoming(
     listener: TcpListener,

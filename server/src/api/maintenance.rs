@@ -20,19 +20,6 @@ use crate::Error;
 use crate::{backup, cluster};
 use revkv_proto::revkvpb::internal_raft_request::Request as InternalRequest;
 
-/// Runs `f` on the blocking pool: it walks or rewrites the whole database, and a
-/// client connection's runtime is one thread (`crate::shards`) that must keep serving.
-async fn off_runtime<T: Send + 'static>(
-    server: &Arc<Server>,
-    f: impl FnOnce(&Server) -> T + Send + 'static,
-) -> Result<T, Error> {
-    let server = server.clone();
-    tokio::task::spawn_blocking(move || f(&server))
-        .await
-        // Only a runtime shutting down (or a panic) loses the answer.
-        .map_err(|_| crate::raft::Error::Stopped.into())
-}
-
 /// The etcd API version revkv implements; clients use it for feature checks.
 pub const ETCD_API_VERSION: &str = "3.4.0";
 
@@ -87,7 +74,8 @@ impl MaintenanceService {
         // make an install that waits for it stall every new read behind it.
         // etcd 3.4 serves a learner's clients Status and serializable Range only.
         self.server.refuse_on_learner()?;
-        off_runtime(&self.server, |s| s.store.storage().defragment()).await?;
+        let storage = self.server.store.storage();
+        tokio::task::block_in_place(|| storage.defragment());
         Ok(DefragmentResponse {
             header: Some(self.server.header(0)),
         })
@@ -97,10 +85,11 @@ impl MaintenanceService {
     /// machine (`Storage::hash_state_machine`), at the revision in the header.
     async fn hash(&self) -> Result<HashResponse, Error> {
         self.server.refuse_on_learner()?;
+        let store = &self.server.store;
         // The revision is read first: a write between the two makes the hash newer than
         // the header, never older, as etcd's does.
-        let rev = self.server.store.current_rev();
-        let hash = off_runtime(&self.server, |s| s.store.storage().hash_state_machine()).await??;
+        let rev = store.current_rev();
+        let hash = tokio::task::block_in_place(|| store.storage().hash_state_machine())?;
         Ok(HashResponse {
             header: Some(self.server.header(rev)),
             hash,
@@ -110,7 +99,8 @@ impl MaintenanceService {
     /// etcd's `HashKV`, over this member's keyspace (see `mvcc::hash`).
     async fn hash_kv(&self, req: HashKvRequest) -> Result<HashKvResponse, Error> {
         self.server.refuse_on_learner()?;
-        let h = off_runtime(&self.server, move |s| s.store.hash_kv(req.revision)).await??;
+        let store = &self.server.store;
+        let h = tokio::task::block_in_place(|| store.hash_kv(req.revision))?;
         Ok(HashKvResponse {
             header: Some(self.server.header(0)),
             hash: h.hash,
