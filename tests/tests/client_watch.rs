@@ -289,9 +289,8 @@ async fn watch_resumes_on_another_member_after_kill9() {
     assert_eq!(head.count, 11);
 }
 
-/// Several clients, each on its own connections (which the server deals to different
-/// connection threads), are each served; SIGTERM with a watch open on every one of
-/// them still ends the process promptly.
+/// Several clients, each on its own connections, are each served; SIGTERM with a
+/// watch open on every one of them still ends the process promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_connection_is_served_and_a_stop_ends_their_watches() {
     let mut server = TestServer::start();
