@@ -108,6 +108,11 @@ impl<T> SharedSender<T> {
         self.bell.ring();
         Ok(())
     }
+
+    /// Wakes the receiver without queueing anything (it has state to look at).
+    pub fn ring(&self) {
+        self.bell.ring();
+    }
 }
 
 /// The sending half of [`unbounded`]; deliberately not `Clone` (see the drop ring).

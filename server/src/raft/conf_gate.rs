@@ -13,7 +13,9 @@
 //! honest and wait instead.
 //!
 //! The gate applies only on the leader: a follower forwards proposals, and the
-//! leader's gate holds what it is forwarded.
+//! leader's gate holds what it is forwarded. While it holds anything, the applier's
+//! progress report rings the raft task (`RaftStatus::conf_waiting`), so a held change
+//! is proposed as soon as the previous one is applied, not at the next tick.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

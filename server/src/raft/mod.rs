@@ -2,13 +2,15 @@
 
 mod conf_gate;
 pub mod entry_log;
+mod handle;
 pub mod log_store;
 pub mod node;
 mod reads;
 pub mod snapshot;
 
+pub use handle::{RaftHandle, RaftStatus};
 pub use log_store::LogStore;
-pub use node::{spawn, Command, Mailbox, NodeSinks, PeerInbox, RaftConfig, RaftHandle, RaftStatus};
+pub use node::{spawn, Command, Mailbox, NodeSinks, PeerInbox, RaftConfig};
 
 /// Errors of the raft layer; the first five are etcd's client-visible ones.
 #[derive(Debug, Clone, thiserror::Error)]

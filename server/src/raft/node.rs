@@ -21,13 +21,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, TryRecvError, TrySendError};
+use crossbeam_channel::{select, Receiver, TryRecvError};
 use raft::prelude::{ConfChange, ConfState, Entry, Message, MessageType, Snapshot};
 use raft::SnapshotStatus;
 use raft::{RawNode, StateRole};
 use tokio::sync::oneshot;
 
 use super::conf_gate::ConfGate;
+use super::handle::{RaftHandle, RaftStatus};
 use super::log_store::LogStore;
 use super::reads::{read_ctx, read_seq, PendingRead, ReadQueue, ReadReply};
 use super::snapshot::InstallJob;
@@ -156,122 +157,6 @@ impl PeerInbox {
     /// peer paused until it hears, so this report must not be dropped.
     pub fn report_snapshot(&self, peer: u64, ok: bool) {
         let _ = self.tx.send(Command::ReportSnapshot { to: peer, ok });
-    }
-}
-
-/// Live raft facts for status reports and response headers.
-#[derive(Debug, Default)]
-pub struct RaftStatus {
-    pub id: u64,
-    term: AtomicU64,
-    leader: AtomicU64,
-    commit: AtomicU64,
-    applied: AtomicU64,
-    /// The leader id again, as a channel: sent on every soft-state change (a new
-    /// leader or role), so tasks such as the lease expiry loop react to elections
-    /// without polling.
-    leader_changes: tokio::sync::watch::Sender<u64>,
-}
-
-impl RaftStatus {
-    pub fn term(&self) -> u64 {
-        self.term.load(Ordering::Acquire)
-    }
-    pub fn leader(&self) -> u64 {
-        self.leader.load(Ordering::Acquire)
-    }
-    pub fn commit(&self) -> u64 {
-        self.commit.load(Ordering::Acquire)
-    }
-    pub fn applied(&self) -> u64 {
-        self.applied.load(Ordering::Acquire)
-    }
-    /// Receives the leader id whenever leadership changes (including a re-election of
-    /// the same member that the receiver may see as an unchanged value).
-    pub fn subscribe_leader(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.leader_changes.subscribe()
-    }
-}
-
-/// Cheap, cloneable access to the raft task.
-#[derive(Clone)]
-pub struct RaftHandle {
-    tx: SharedSender<Command>,
-    status: Arc<RaftStatus>,
-    reads: Arc<ReadQueue>,
-}
-
-impl RaftHandle {
-    pub fn status(&self) -> &RaftStatus {
-        &self.status
-    }
-
-    /// Queues a proposal without blocking.
-    pub fn propose(&self, id: u64, data: Vec<u8>) -> Result<(), Error> {
-        self.send(Command::Propose { id, data })
-    }
-
-    /// Queues a membership change without blocking.
-    pub fn propose_conf_change(&self, id: u64, cc: ConfChange) -> Result<(), Error> {
-        self.send(Command::ProposeConfChange { id, cc })
-    }
-
-    /// Applies a committed conf change to the raft node and returns the resulting
-    /// configuration. Blocking: called from the applier thread, which must not move on
-    /// before raft has switched configuration.
-    pub fn apply_conf_change(&self, cc: ConfChange) -> Result<ConfState, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::ApplyConfChange { cc, reply })
-            .map_err(|_| Error::Stopped)?;
-        rx.blocking_recv().map_err(|_| Error::Stopped)?
-    }
-
-    pub fn transfer_leader(&self, to: u64) -> Result<(), Error> {
-        self.send(Command::TransferLeader(to))
-    }
-
-    /// The leader's and `id`'s replication progress, if this member leads.
-    pub async fn progress(&self, id: u64) -> Result<Option<(u64, u64)>, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Progress { id, reply })?;
-        rx.await.map_err(|_| Error::Stopped)
-    }
-
-    /// Obtains a read index, shared with every read queued before the round starts
-    /// (see [`ReadQueue`]).
-    pub async fn read_index(&self) -> Result<u64, Error> {
-        let (reply, rx) = oneshot::channel();
-        if self.reads.push(reply) {
-            if let Err(e) = self.send(Command::ReadIndex) {
-                // No round will start for the reads queued behind this one either.
-                for r in self.reads.take() {
-                    let _ = r.send(Err(e.clone()));
-                }
-            }
-        }
-        rx.await.map_err(|_| Error::Stopped)?
-    }
-
-    /// Records that the applier finished everything up to `index`. Not a command:
-    /// waking the raft task once per apply batch only to note a number cost a
-    /// context switch per write at low load. The task reads it whenever it wakes
-    /// anyway (every command and tick); before a conf change proposal in particular,
-    /// so a client that proposes its next membership change as soon as the last one
-    /// returns never finds raft still counting the last one as pending.
-    pub fn applied(&self, index: u64) {
-        self.status.applied.fetch_max(index, Ordering::AcqRel);
-    }
-
-    pub fn shutdown(&self) {
-        let _ = self.tx.send(Command::Shutdown);
-    }
-
-    fn send(&self, cmd: Command) -> Result<(), Error> {
-        self.tx.try_send(cmd).map_err(|e| match e {
-            TrySendError::Full(_) => Error::TooManyRequests,
-            TrySendError::Disconnected(_) => Error::Stopped,
-        })
     }
 }
 
@@ -449,11 +334,15 @@ impl Node {
     fn handle(&mut self, cmd: Command) -> bool {
         if ConfGate::gates(&cmd) {
             // Raft would turn it into an empty entry and its waiter would time out.
+            self.status.conf_waiting.store(true, Ordering::SeqCst);
             self.catch_up_applied();
             if ConfGate::closed(&self.raw.raft) {
                 self.conf_gate.hold(Instant::now(), cmd);
                 return true;
             }
+            self.status
+                .conf_waiting
+                .store(!self.conf_gate.is_empty(), Ordering::SeqCst);
         }
         match cmd {
             Command::Propose { id, data } => {
@@ -601,7 +490,11 @@ impl Node {
                 tracing::warn!("dropped a forwarded conf change held past the request timeout");
             }
         }
-        released.ready.into_iter().all(|cmd| self.handle(cmd))
+        let running = released.ready.into_iter().all(|cmd| self.handle(cmd));
+        self.status
+            .conf_waiting
+            .store(!self.conf_gate.is_empty(), Ordering::SeqCst);
+        running
     }
 
     /// Tells raft what the applier reported through [`RaftHandle::applied`].
