@@ -292,7 +292,7 @@ async fn watch_resumes_on_another_member_after_kill9() {
 /// Several clients, each on its own connections, are each served; SIGTERM with a
 /// watch open on every one of them still ends the process promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_connection_is_served_and_a_stop_ends_their_watches() {
+async fn every_connection_is_served_and_a_stop_with_open_watches_is_prompt() {
     let mut server = TestServer::start();
     let mut streams = Vec::new();
     let mut clients = Vec::new();

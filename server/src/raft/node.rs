@@ -340,9 +340,7 @@ impl Node {
                 self.conf_gate.hold(Instant::now(), cmd);
                 return true;
             }
-            self.status
-                .conf_waiting
-                .store(!self.conf_gate.is_empty(), Ordering::SeqCst);
+            self.publish_conf_waiting();
         }
         match cmd {
             Command::Propose { id, data } => {
@@ -491,10 +489,16 @@ impl Node {
             }
         }
         let running = released.ready.into_iter().all(|cmd| self.handle(cmd));
+        self.publish_conf_waiting();
+        running
+    }
+
+    /// Tells the applier whether its progress reports should wake this task (see
+    /// [`RaftHandle::applied`]): only while a conf change waits for one.
+    fn publish_conf_waiting(&self) {
         self.status
             .conf_waiting
             .store(!self.conf_gate.is_empty(), Ordering::SeqCst);
-        running
     }
 
     /// Tells raft what the applier reported through [`RaftHandle::applied`].
