@@ -195,7 +195,7 @@ impl Server {
                         .fetch_add(1, Ordering::Relaxed);
                     drop_wait.trigger(id, Err(err.into()));
                 }),
-                on_fsync: Arc::new(move |elapsed| fsync_metrics.observe_wal_fsync(elapsed)),
+                on_fsync: Box::new(move |elapsed| fsync_metrics.observe_wal_fsync(elapsed)),
                 transport: Box::new(move |msgs| send_transport.send(msgs)),
                 install: install_tx,
             },

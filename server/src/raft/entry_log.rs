@@ -36,7 +36,6 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use protobuf::Message as _;
 use raft::prelude::Entry;
@@ -98,24 +97,7 @@ struct Slot {
 struct Segment {
     seq: u64,
     path: PathBuf,
-    /// Shared with [`SyncTarget`]s, which may outlive the segment (a sync of a removed
-    /// file is harmless).
-    file: Arc<File>,
-}
-
-/// Syncs what was appended to the log up to the moment it was taken, from any thread.
-/// Earlier segments need nothing: a segment is synced before the next one is started.
-#[derive(Clone)]
-pub struct SyncTarget {
-    file: Arc<File>,
-    path: PathBuf,
-}
-
-impl SyncTarget {
-    /// One `fdatasync` of the segment that was current.
-    pub fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(io_err(&self.path))
-    }
+    file: File,
 }
 
 /// The raft entries from `first_index` to `last_index`, on disk and (the newest) in
@@ -227,11 +209,7 @@ impl EntryLog {
                     what: format!("unreadable record at offset {end} before the last segment"),
                 });
             }
-            log.segments.push_back(Segment {
-                seq,
-                path,
-                file: Arc::new(file),
-            });
+            log.segments.push_back(Segment { seq, path, file });
             log.write_pos = end;
             log.written = end > 0;
         }
@@ -334,11 +312,7 @@ impl EntryLog {
         file.sync_all().map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
         sync_dir(&self.dir)?;
-        self.segments.push_back(Segment {
-            seq,
-            path,
-            file: Arc::new(file),
-        });
+        self.segments.push_back(Segment { seq, path, file });
         self.write_pos = 0;
         self.written = false;
         Ok(())
@@ -479,15 +453,6 @@ impl EntryLog {
     pub fn sync(&self) -> Result<()> {
         let seg = self.current();
         seg.file.sync_data().map_err(io_err(&seg.path))
-    }
-
-    /// What makes every entry appended so far durable, for a sync on another thread.
-    pub fn sync_target(&self) -> SyncTarget {
-        let seg = self.current();
-        SyncTarget {
-            file: seg.file.clone(),
-            path: seg.path.clone(),
-        }
     }
 
     /// Entries `low .. high` (which must be live), stopping before the total payload

@@ -22,7 +22,7 @@ use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{ReadOptions, WriteBatch};
 
-use super::entry_log::{self, EntryLog, EntryLogConfig, SyncTarget};
+use super::entry_log::{self, EntryLog, EntryLogConfig};
 use super::snapshot::Snapshots;
 use crate::storage::{meta, Storage, CF_RAFT};
 
@@ -297,57 +297,23 @@ impl LogStore {
     /// fsync that all proposals of one Ready share, and a second only when the term or
     /// vote changed.
     pub fn append(&mut self, entries: &[Entry], hs: Option<&HardState>) -> raft::Result<()> {
-        if !entries.is_empty() {
-            self.write_entries(entries)?;
+        if let Some(first) = entries.first() {
+            if first.index <= self.truncated.0 {
+                return Err(raft::Error::Store(StorageError::Compacted));
+            }
+            self.log.append(entries).map_err(log_err)?;
             self.log.sync().map_err(log_err)?;
         }
         if let Some(hs) = hs {
             // A follower's hard state changes with every commit index it learns; writing
             // those would put a RocksDB write (and its mutex, shared with the applier)
             // between the log fsync and the append ack, for nothing open needs.
-            if self.must_save(hs) {
+            if hs.term != self.hard_state.term || hs.vote != self.hard_state.vote {
                 let mut wb = WriteBatch::default();
                 wb.put_cf(self.storage.cf(CF_RAFT), HARD_STATE, hs.write_to_bytes()?);
                 self.storage.write(wb, true).map_err(other)?;
             }
             self.hard_state = hs.clone();
-        }
-        Ok(())
-    }
-
-    /// Appends `entries` like [`LogStore::append`] but leaves them unsynced, and
-    /// records `hs`, which must not need saving ([`LogStore::must_save`]). The entries
-    /// are durable once the returned target is synced; until then they are readable
-    /// here but must not be acknowledged.
-    pub fn append_unsynced(
-        &mut self,
-        entries: &[Entry],
-        hs: Option<&HardState>,
-    ) -> raft::Result<SyncTarget> {
-        self.write_entries(entries)?;
-        if let Some(hs) = hs {
-            debug_assert!(
-                !self.must_save(hs),
-                "a term or vote change needs a synced save"
-            );
-            self.hard_state = hs.clone();
-        }
-        Ok(self.log.sync_target())
-    }
-
-    /// Whether `hs` has to be written (synced) rather than only kept in memory: raft
-    /// must never forget a term or a vote, while the commit index is volatile (module
-    /// docs).
-    pub fn must_save(&self, hs: &HardState) -> bool {
-        hs.term != self.hard_state.term || hs.vote != self.hard_state.vote
-    }
-
-    fn write_entries(&mut self, entries: &[Entry]) -> raft::Result<()> {
-        if let Some(first) = entries.first() {
-            if first.index <= self.truncated.0 {
-                return Err(raft::Error::Store(StorageError::Compacted));
-            }
-            self.log.append(entries).map_err(log_err)?;
         }
         Ok(())
     }

@@ -4,7 +4,6 @@ mod conf_gate;
 pub mod entry_log;
 mod handle;
 pub mod log_store;
-mod log_sync;
 pub mod node;
 mod reads;
 pub mod snapshot;

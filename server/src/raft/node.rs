@@ -15,7 +15,7 @@
 //! first checks the change against the membership, so raft and the membership move
 //! together, in log order, on every member.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -30,7 +30,6 @@ use tokio::sync::oneshot;
 use super::conf_gate::ConfGate;
 use super::handle::{RaftHandle, RaftStatus};
 use super::log_store::LogStore;
-use super::log_sync::LogSyncer;
 use super::reads::{read_ctx, read_seq, PendingRead, ReadQueue, ReadReply};
 use super::snapshot::InstallJob;
 use super::Error;
@@ -169,9 +168,8 @@ pub struct NodeSinks {
     pub on_drop: Box<dyn Fn(u64, Error) + Send>,
     /// Messages for peers.
     pub transport: Box<dyn Fn(Vec<Message>) + Send>,
-    /// Told how long each log fsync took (one per Ready with entries, or fewer when
-    /// one fsync covers several).
-    pub on_fsync: Arc<dyn Fn(Duration) + Send + Sync>,
+    /// Told how long each synced log write took (one per Ready with entries).
+    pub on_fsync: Box<dyn Fn(Duration) + Send>,
     /// The applier, asked to install a received snapshot (the raft task waits).
     pub install: crate::doorbell::Sender<InstallJob>,
 }
@@ -193,20 +191,6 @@ struct Node {
     deferred: Vec<Command>,
     /// Conf changes raft would drop right now (an earlier one is unapplied).
     conf_gate: ConfGate,
-    /// Syncs the log off this thread (`log_sync`).
-    syncer: LogSyncer,
-    /// Readies advanced with `advance_append_async` and not yet known durable, oldest
-    /// first.
-    unsynced: VecDeque<Unsynced>,
-}
-
-/// A Ready whose writes are not yet known to be durable.
-struct Unsynced {
-    number: u64,
-    /// Whether it wrote entries; one that did not is durable once those before it are.
-    wrote: bool,
-    /// Messages raft allows out only once the Ready is durable (acks, votes).
-    messages: Vec<Message>,
 }
 
 /// Starts the raft task. `applied` is the index already reflected in the state machine.
@@ -249,9 +233,6 @@ pub fn spawn(
         ..Default::default()
     });
     let Mailbox { tx, rx, bell } = mailbox;
-    let on_fsync = sinks.on_fsync.clone();
-    let syncer = LogSyncer::spawn(bell.clone(), Box::new(move |d| on_fsync(d)))
-        .map_err(|e| Error::from(raft::Error::Io(e)))?;
     let reads = Arc::new(ReadQueue::default());
     let handle = RaftHandle {
         tx,
@@ -271,8 +252,6 @@ pub fn spawn(
         next_read_ctx: 1,
         deferred: Vec::new(),
         conf_gate: ConfGate::default(),
-        syncer,
-        unsynced: VecDeque::new(),
     };
     let thread = std::thread::Builder::new()
         .name("raft".into())
@@ -312,8 +291,8 @@ impl Node {
                 }
                 // Senders do not ring when they drop; the tick timeout notices.
                 Err(TryRecvError::Disconnected) => return Ok(()),
-                // A ring without a command (a log sync done, a conf change's turn)
-                // also needs a pass below, so go on after waking either way.
+                // A ring without a command (the applier's progress while a conf
+                // change is held) needs the pass below too, so go on after waking.
                 Err(TryRecvError::Empty) => {
                     let now = Instant::now();
                     if now < next_tick {
@@ -338,7 +317,6 @@ impl Node {
                     return Ok(());
                 }
             }
-            self.on_synced()?;
             self.start_read_round();
             self.on_ready()?;
             while !self.deferred.is_empty() {
@@ -575,33 +553,30 @@ impl Node {
         if !ready.messages().is_empty() {
             (self.sinks.transport)(ready.take_messages());
         }
-        let hs = ready.hs().cloned();
-        // A snapshot or a new term or vote is saved in order, synced, on this thread;
-        // everything before it must be durable first.
-        let inline = !ready.snapshot().is_empty()
-            || hs.as_ref().is_some_and(|hs| self.raw.store().must_save(hs));
-        if inline {
-            self.wait_synced()?;
-        }
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot())?;
         }
         self.deliver(ready.take_committed_entries())?;
-        if !inline && (!ready.entries().is_empty() || !self.unsynced.is_empty()) {
-            return self.advance_async(ready, hs);
-        }
+        let hs = ready.hs().cloned();
         if !ready.entries().is_empty() || hs.is_some() {
             let start = std::time::Instant::now();
             self.raw.mut_store().append(ready.entries(), hs.as_ref())?;
-            if !ready.entries().is_empty() {
-                (self.sinks.on_fsync)(start.elapsed());
-            }
+            (self.sinks.on_fsync)(start.elapsed());
         }
         if let Some(hs) = &hs {
             self.status.term.store(hs.term, Ordering::Release);
             self.status.commit.store(hs.commit, Ordering::Release);
         }
-        self.answer_reads(&mut ready);
+        for rs in ready.take_read_states() {
+            let Some(seq) = read_seq(self.cfg.id, &rs.request_ctx) else {
+                continue;
+            };
+            if let Some(r) = self.reads.remove(&seq) {
+                for reply in r.replies {
+                    let _ = reply.send(Ok(rs.index));
+                }
+            }
+        }
         if !ready.persisted_messages().is_empty() {
             (self.sinks.transport)(ready.take_persisted_messages());
         }
@@ -617,91 +592,6 @@ impl Node {
         }
         self.deliver(light.take_committed_entries())?;
         Ok(())
-    }
-
-    /// Writes the Ready's entries without waiting for their fsync, which the sync
-    /// thread does (`log_sync`); raft hears they are durable in [`Node::on_synced`].
-    fn advance_async(
-        &mut self,
-        mut ready: raft::Ready,
-        hs: Option<raft::prelude::HardState>,
-    ) -> Result<(), Error> {
-        let wrote = !ready.entries().is_empty();
-        if wrote || hs.is_some() {
-            let target = self
-                .raw
-                .mut_store()
-                .append_unsynced(ready.entries(), hs.as_ref())?;
-            if wrote {
-                self.syncer.request(ready.number(), target);
-            }
-        }
-        if let Some(hs) = &hs {
-            self.status.term.store(hs.term, Ordering::Release);
-            self.status.commit.store(hs.commit, Ordering::Release);
-        }
-        self.answer_reads(&mut ready);
-        self.unsynced.push_back(Unsynced {
-            number: ready.number(),
-            wrote,
-            messages: ready.take_persisted_messages(),
-        });
-        self.raw.advance_append_async(ready);
-        Ok(())
-    }
-
-    /// Tells raft which of the unsynced Readies the sync thread has made durable, and
-    /// sends the messages they held back.
-    fn on_synced(&mut self) -> Result<(), Error> {
-        if self.unsynced.is_empty() {
-            return Ok(());
-        }
-        let synced = self
-            .syncer
-            .synced()
-            .map_err(|e| Error::from(raft::Error::Io(std::io::Error::other(e))))?;
-        let mut through = None;
-        while let Some(u) = self.unsynced.front() {
-            if u.wrote && u.number > synced {
-                break;
-            }
-            let Some(u) = self.unsynced.pop_front() else {
-                break;
-            };
-            through = Some(u.number);
-            if !u.messages.is_empty() {
-                (self.sinks.transport)(u.messages);
-            }
-        }
-        if let Some(number) = through {
-            self.raw.on_persist_ready(number);
-        }
-        Ok(())
-    }
-
-    /// Waits until every unsynced Ready is durable.
-    fn wait_synced(&mut self) -> Result<(), Error> {
-        loop {
-            self.on_synced()?;
-            if self.unsynced.is_empty() {
-                return Ok(());
-            }
-            // The sync thread rings when it is done; so may any command, which waits.
-            self.bell.wait_timeout(Duration::from_millis(10));
-        }
-    }
-
-    fn answer_reads(&mut self, ready: &mut raft::Ready) {
-        for rs in ready.take_read_states() {
-            let Some(seq) = read_seq(self.cfg.id, &rs.request_ctx) else {
-                continue;
-            };
-            if let Some(r) = self.reads.remove(&seq) {
-                for reply in r.replies {
-                    let _ = reply.send(Ok(rs.index));
-                }
-            }
-        }
     }
 
     /// Has the applier replace the state machine and the raft CF with `snap` (see
