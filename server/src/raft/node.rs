@@ -691,3 +691,6 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
