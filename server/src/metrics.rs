@@ -7,11 +7,21 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+mod process;
+
 /// etcd's (go-grpc-prometheus) latency buckets, in seconds.
 const BUCKETS: [f64; N_BUCKETS] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 const N_BUCKETS: usize = 11;
+
+/// Appends one unlabelled sample with its HELP and TYPE lines.
+fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
 
 #[derive(Default)]
 struct Histogram {
@@ -180,11 +190,9 @@ impl Metrics {
             ),
         ];
         for (name, kind, help, v) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
+            write_metric(&mut out, name, kind, help, v);
         }
+        process::render(&mut out);
         out
     }
 }

@@ -189,6 +189,41 @@ fn endpoint_health() {
     assert_eq!(v[0]["health"], true);
 }
 
+#[test]
+fn check_datascale_reads_the_servers_memory_and_passes() {
+    let (s, ctl) = start();
+    // It reads `process_resident_memory_bytes` from /metrics before and after writing
+    // 10,000 keys of 1 KiB, then compacts and defragments as asked.
+    let out = ctl.run(
+        &[
+            "check",
+            "datascale",
+            "--load=s",
+            "--auto-compact",
+            "--auto-defrag",
+        ],
+        None,
+    );
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("PASS: Approximate system memory used"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Defragmented \"{}\"", s.endpoint())),
+        "{text}"
+    );
+    // It deletes its keys again.
+    let left = ctl.ok(&[
+        "get",
+        "--prefix",
+        "/etcdctl-check-datascale/",
+        "--keys-only",
+    ]);
+    assert_eq!(left.trim(), "", "keys left behind");
+}
+
 // ---------------------------------------------------------------------------
 // errors
 
