@@ -172,6 +172,36 @@ fn endpoint_status_json() {
 }
 
 #[test]
+fn maintenance_calls_work_with_url_endpoints() {
+    let (s, _) = start();
+    // For these calls etcdctl dials each endpoint itself, and given a URL (as with
+    // `--endpoints http://…`, and always with `--cluster`, which dials the members'
+    // client URLs) its gRPC library sends the whole URL as the HTTP/2 :authority.
+    let url = s.client_url();
+    let ctl = revkv_tests::Etcdctl::new(url.clone());
+    ctl.ok(&["put", "k", "v"]);
+    for (args, answer) in [
+        (&["endpoint", "status"][..], "Status"),
+        (&["endpoint", "status", "--cluster"], "Status"),
+        (&["endpoint", "hashkv"], "HashKV"),
+        (&["endpoint", "hashkv", "--cluster"], "HashKV"),
+    ] {
+        let v = ctl.json(args);
+        assert_eq!(v[0]["Endpoint"], url, "{args:?}: {v}");
+        assert!(header_revision(&v[0][answer]) >= 2, "{args:?}: {v}");
+    }
+    for args in [&["defrag"][..], &["defrag", "--cluster"]] {
+        let out = ctl.run(args, None);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(
+            out.stdout
+                .contains(&format!("Finished defragmenting etcd member[{url}]")),
+            "{args:?}: {out:?}"
+        );
+    }
+}
+
+#[test]
 fn endpoint_health() {
     let (s, ctl) = start();
     // etcdctl 3.4 prints the health line on stderr.
