@@ -34,6 +34,8 @@ const DOCS: &[(&str, &str, &str, &str)] = &[
     ("endpoint health", "", "Checks the healthiness of endpoints specified in `--endpoints` flag", ""),
     ("endpoint status", "", "Prints out the status of endpoints specified in `--endpoints` flag", "When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.\nThe items in the lists are endpoint, ID, version, db size, is leader, is learner, raft term, raft index, raft applied index, errors.\n"),
     ("endpoint hashkv", "", "Prints the KV history hash for each endpoint in --endpoints", ""),
+    ("check datascale", "[options]", "Check the memory usage of holding data for different workloads on a given server endpoint.", "If no endpoint is provided, localhost will be used. If multiple endpoints are provided, first endpoint will be used.\n"),
+    ("check perf", "[options]", "Check the performance of the etcd cluster", ""),
     ("alarm list", "", "Lists all alarms", ""),
     ("alarm disarm", "", "Disarms all alarms", ""),
     ("auth enable", "", "Enables authentication", ""),

@@ -3,6 +3,7 @@
 
 pub mod alarm;
 pub mod auth;
+pub mod check;
 pub mod compaction;
 pub mod defrag;
 pub mod del;
@@ -201,6 +202,14 @@ pub const COMMANDS: &[Command] = &[
         specs: endpoint::HASHKV_SPECS,
     },
     Command {
+        path: &["check", "datascale"],
+        specs: check::DATASCALE_SPECS,
+    },
+    Command {
+        path: &["check", "perf"],
+        specs: check::PERF_SPECS,
+    },
+    Command {
         path: &["alarm", "list"],
         specs: &[],
     },
@@ -342,6 +351,8 @@ pub async fn run(cmd: &'static Command, mut ctx: Ctx) -> CtlResult {
         ["member", sub] => member::execute(sub, &mut ctx).await,
         ["endpoint", sub] => endpoint::execute(sub, &mut ctx).await,
         ["alarm", sub] => alarm::execute(sub, &mut ctx).await,
+        ["check", "perf"] => check::perf(&mut ctx).await,
+        ["check", "datascale"] => check::datascale(&mut ctx).await,
         [group @ ("auth" | "user" | "role"), sub] => auth::execute(group, sub, &mut ctx).await,
         _ => Err(CtlError::error(format!("unknown command {:?}", cmd.path))),
     }

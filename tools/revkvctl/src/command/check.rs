@@ -1,0 +1,636 @@
+//! `check perf` and `check datascale`: etcdctl's built-in load checks. Both write
+//! random keys under a prefix from many clients at once, report, and delete the keys
+//! again (then compact and defragment when asked).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use revkv_client::{DeleteOptions, GetOptions, Kv, PutOptions};
+use revkv_proto::etcdserverpb as pb;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{out, Ctx};
+use crate::conn::{CallError, Conn};
+use crate::exit::{CtlError, CtlResult, ERROR, INVALID_INPUT};
+use crate::flags::{Kind, Spec};
+use crate::global::Global;
+use crate::unary;
+
+const LOAD_HELP_PERF: &str = "The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)";
+const LOAD_HELP_DATASCALE: &str = "The datascale check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)";
+const AUTO_COMPACT: Spec = Spec::new(
+    "auto-compact",
+    Kind::Bool,
+    "false",
+    "Compact storage with last revision after test is finished.",
+);
+const AUTO_DEFRAG: Spec = Spec::new(
+    "auto-defrag",
+    Kind::Bool,
+    "false",
+    "Defragment storage after test is finished.",
+);
+
+/// `check perf`'s flags.
+pub const PERF_SPECS: &[Spec] = &[
+    AUTO_COMPACT,
+    AUTO_DEFRAG,
+    Spec::new("load", Kind::Str, "s", LOAD_HELP_PERF),
+    Spec::new(
+        "prefix",
+        Kind::Str,
+        "/etcdctl-check-perf/",
+        "The prefix for writing the performance check's keys.",
+    ),
+];
+
+/// `check datascale`'s flags.
+pub const DATASCALE_SPECS: &[Spec] = &[
+    AUTO_COMPACT,
+    AUTO_DEFRAG,
+    Spec::new("load", Kind::Str, "s", LOAD_HELP_DATASCALE),
+    Spec::new(
+        "prefix",
+        Kind::Str,
+        "/etcdctl-check-datascale/",
+        "The prefix for writing the datascale check's keys.",
+    ),
+];
+
+/// A `check perf` workload: puts per second for `seconds`, from `clients` clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PerfLoad {
+    limit: u32,
+    clients: usize,
+    seconds: u64,
+}
+
+fn perf_load(name: &str) -> Option<PerfLoad> {
+    let (limit, clients) = match name {
+        "s" => (150, 50),
+        "m" => (1000, 200),
+        "l" => (8000, 500),
+        "xl" => (15000, 1000),
+        _ => return None,
+    };
+    Some(PerfLoad {
+        limit,
+        clients,
+        seconds: 60,
+    })
+}
+
+/// A `check datascale` workload: `puts` key-values of `kv_size` bytes from `clients`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ScaleLoad {
+    puts: usize,
+    kv_size: usize,
+    clients: usize,
+}
+
+fn scale_load(name: &str) -> Option<ScaleLoad> {
+    let (puts, clients) = match name {
+        "s" => (10_000, 50),
+        "m" => (100_000, 200),
+        "l" => (1_000_000, 500),
+        "xl" => (3_000_000, 1000),
+        _ => return None,
+    };
+    let kv_size = if name == "xl" { 1000 } else { 1024 };
+    Some(ScaleLoad {
+        puts,
+        kv_size,
+        clients,
+    })
+}
+
+/// What the load's requests did (etcd's `report.Stats`, the parts the checks use).
+#[derive(Debug, Default, PartialEq)]
+struct Stats {
+    requests_per_sec: f64,
+    slowest: f64,
+    stddev: f64,
+    /// Error messages and how often each came back.
+    errors: Vec<(String, u64)>,
+}
+
+impl Stats {
+    fn of(latencies: &[f64], errors: Vec<(String, u64)>, elapsed: Duration) -> Stats {
+        let n = latencies.len() as f64;
+        let mean = latencies.iter().sum::<f64>() / n.max(1.0);
+        let var = latencies.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n.max(1.0);
+        Stats {
+            requests_per_sec: n / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
+            slowest: latencies.iter().copied().fold(0.0, f64::max),
+            stddev: var.sqrt(),
+            errors,
+        }
+    }
+}
+
+/// What both checks print when requests failed: nothing when none did.
+fn error_lines(errors: &[(String, u64)]) -> Vec<String> {
+    if errors.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec!["FAIL: too many errors".to_owned()];
+    lines.extend(
+        errors
+            .iter()
+            .map(|(e, n)| format!("FAIL: ERROR({e}) -> {n}")),
+    );
+    lines
+}
+
+/// `check perf`'s verdict lines and whether it passed.
+fn perf_verdict(s: &Stats, limit: u32) -> (Vec<String>, bool) {
+    let mut lines = error_lines(&s.errors);
+    let mut ok = lines.is_empty();
+    let rps = s.requests_per_sec as i64 + 1;
+    if s.requests_per_sec / f64::from(limit) <= 0.9 {
+        lines.push(format!("FAIL: Throughput too low: {rps} writes/s"));
+        ok = false;
+    } else {
+        lines.push(format!("PASS: Throughput is {rps} writes/s"));
+    }
+    if s.slowest > 0.5 {
+        lines.push(format!("Slowest request took too long: {:.6}s", s.slowest));
+        ok = false;
+    } else {
+        lines.push(format!("PASS: Slowest request took {:.6}s", s.slowest));
+    }
+    if s.stddev > 0.1 {
+        lines.push(format!("Stddev too high: {:.6}s", s.stddev));
+        ok = false;
+    } else {
+        lines.push(format!("PASS: Stddev is {:.6}s", s.stddev));
+    }
+    lines.push(if ok { "PASS" } else { "FAIL" }.to_owned());
+    (lines, ok)
+}
+
+/// A key under `prefix` made from a random varint in a `size`-byte buffer, as etcdctl
+/// makes them (`binary.PutVarint` of a random int63 into zeroed bytes).
+fn random_key(prefix: &str, size: usize) -> Vec<u8> {
+    let mut k = prefix.as_bytes().to_vec();
+    let start = k.len();
+    k.resize(start + size, 0);
+    // Zig-zag varint of a non-negative int63, as Go's PutVarint writes it.
+    let mut v = (rand::random::<u64>() >> 1) << 1;
+    let mut i = start;
+    while v >= 0x80 && i < k.len() {
+        k[i] = (v as u8) | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    if i < k.len() {
+        k[i] = v as u8;
+    }
+    k
+}
+
+/// How the producer hands out keys: a fixed number as fast as the clients take them,
+/// or paced by a rate limiter until a deadline.
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    Count(usize),
+    /// A token every `interval` with a burst of one, as Go's `rate.NewLimiter(limit,
+    /// 1)`: a turn that comes late takes its one token and the rest are lost.
+    Rate {
+        interval: Duration,
+        until: Instant,
+    },
+}
+
+/// Puts random keys under `prefix` (`key_size` bytes after it) with `value` from
+/// `clients` connections, as `pace` hands them out; returns every latency in seconds,
+/// the errors by message, and how long it all took.
+async fn run_load(
+    g: &Global,
+    clients: usize,
+    pace: Pace,
+    (prefix, key_size): (String, usize),
+    value: Vec<u8>,
+    on_done: impl Fn() + Send + Sync + 'static,
+) -> CtlResult<(Vec<f64>, Vec<(String, u64)>, Duration)> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(clients.max(1));
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let value = Arc::new(value);
+    let on_done = Arc::new(on_done);
+    let start = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let conn = Conn::open(&g.endpoints, g)?;
+        let (rx, value, on_done) = (rx.clone(), value.clone(), on_done.clone());
+        workers.spawn(async move {
+            let kv = conn.kv();
+            let mut lat = Vec::new();
+            let mut errs: Vec<(String, u64)> = Vec::new();
+            loop {
+                let Some(key) = rx.lock().await.recv().await else {
+                    break;
+                };
+                let t = Instant::now();
+                match kv
+                    .put_with(key, value.to_vec(), PutOptions::default())
+                    .await
+                {
+                    Ok(_) => lat.push(t.elapsed().as_secs_f64()),
+                    Err(e) => count_error(&mut errs, CallError::from(e).message(), 1),
+                }
+                on_done();
+            }
+            (lat, errs)
+        });
+    }
+    // The producer is a thread of its own: the runtime's timers tick in milliseconds,
+    // too coarse for a limiter that hands out a token every 125 µs.
+    let producer = std::thread::spawn(move || produce(&tx, pace, &prefix, key_size));
+    let mut latencies = Vec::new();
+    let mut errors: Vec<(String, u64)> = Vec::new();
+    while let Some(r) = workers.join_next().await {
+        let (lat, errs) = r.map_err(|e| CtlError::error(e.to_string()))?;
+        latencies.extend(lat);
+        for (m, n) in errs {
+            count_error(&mut errors, m, n);
+        }
+    }
+    let _ = producer.join();
+    Ok((latencies, errors, start.elapsed()))
+}
+
+fn count_error(errors: &mut Vec<(String, u64)>, message: String, n: u64) {
+    match errors.iter_mut().find(|(m, _)| *m == message) {
+        Some((_, k)) => *k += n,
+        None => errors.push((message, n)),
+    }
+}
+
+fn produce(tx: &tokio::sync::mpsc::Sender<Vec<u8>>, pace: Pace, prefix: &str, key_size: usize) {
+    match pace {
+        Pace::Count(n) => {
+            for _ in 0..n {
+                if tx.blocking_send(random_key(prefix, key_size)).is_err() {
+                    return;
+                }
+            }
+        }
+        Pace::Rate { interval, until } => {
+            let mut next_token = Instant::now();
+            loop {
+                let now = Instant::now();
+                if next_token > now {
+                    std::thread::sleep(next_token - now);
+                }
+                let taken = Instant::now().max(next_token);
+                if taken >= until {
+                    return;
+                }
+                next_token = taken + interval;
+                if tx.blocking_send(random_key(prefix, key_size)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Fails with etcdctl's message when keys already exist under `prefix`.
+async fn ensure_empty(conn: &Conn, prefix: &str) -> CtlResult {
+    let resp = conn
+        .kv()
+        .get_with(prefix, GetOptions::new().with_prefix().with_limit(1))
+        .await
+        .map_err(|e| CtlError::error(CallError::from(e).message()))?;
+    if !resp.kvs.is_empty() {
+        return Err(CtlError::new(
+            INVALID_INPUT,
+            format!("prefix {prefix:?} has keys. Delete with etcdctl del --prefix {prefix} first"),
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes the check's keys; with `compact`, compacts to the revision of the delete.
+async fn clean_up(conn: &Conn, prefix: &str, compact: bool) -> CtlResult {
+    let resp = conn
+        .kv()
+        .delete_with(prefix, DeleteOptions::new().with_prefix())
+        .await
+        .map_err(|e| CtlError::error(CallError::from(e).message()))?;
+    if compact {
+        let rev = resp.header.revision;
+        out(format!("Compacting with revision {rev}\n").as_bytes());
+        conn.kv()
+            .compact(rev, false)
+            .await
+            .map_err(|e| CtlError::error(CallError::from(e).message()))?;
+        out(format!("Compacted with revision {rev}\n").as_bytes());
+    }
+    Ok(())
+}
+
+/// Defragments every endpoint, one at a time.
+async fn defrag_all(g: &Global) -> CtlResult {
+    for ep in &g.endpoints {
+        out(format!("Defragmenting {ep:?}\n").as_bytes());
+        let conn = Conn::open(std::slice::from_ref(ep), g)?;
+        unary!(
+            conn,
+            conn.maintenance(),
+            defragment,
+            pb::DefragmentRequest {}
+        )
+        .map_err(|e| CtlError::error(e.message()))?;
+        out(format!("Defragmented {ep:?}\n").as_bytes());
+    }
+    Ok(())
+}
+
+/// The endpoint's `process_resident_memory_bytes` from its `/metrics`, or why not
+/// (the line etcdctl prints).
+async fn resident_memory(endpoint: &str) -> Result<f64, String> {
+    const KEY: &str = "process_resident_memory_bytes";
+    let body = http_get(endpoint, "/metrics")
+        .await
+        .map_err(|e| format!("fetch error: {e}"))?;
+    let value = body
+        .lines()
+        .find_map(|l| l.strip_prefix(KEY))
+        .map(str::trim)
+        .ok_or_else(|| format!("could not find: {KEY}"))?;
+    value
+        .parse::<f64>()
+        .map_err(|e| format!("parse error: {e}"))
+}
+
+/// A plain HTTP/1.1 GET of `path` on `endpoint` (`host:port` or `http://host:port`);
+/// the body, de-chunked.
+async fn http_get(endpoint: &str, path: &str) -> std::io::Result<String> {
+    let host = endpoint
+        .strip_prefix("http://")
+        .unwrap_or(endpoint)
+        .trim_end_matches('/');
+    let mut s = tokio::net::TcpStream::connect(host).await?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("malformed HTTP response"))?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        let status = head.lines().next().unwrap_or_default();
+        return Err(std::io::Error::other(format!("GET {path}: {status}")));
+    }
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    Ok(if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    })
+}
+
+/// The payload of a chunked HTTP/1.1 body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+fn progress(len: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(" {pos} / {len} {wide_bar} {percent}% {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Runs `check perf`.
+pub async fn perf(ctx: &mut Ctx) -> CtlResult {
+    let load_name = ctx.str("load");
+    let Some(load) = perf_load(&load_name) else {
+        return Err(CtlError::new(
+            INVALID_INPUT,
+            format!("unknown load option {load_name}"),
+        ));
+    };
+    let prefix = ctx.str("prefix");
+    let (compact, defrag) = (ctx.bool("auto-compact"), ctx.bool("auto-defrag"));
+    let (conn, _, g) = ctx.client().await?;
+    ensure_empty(&conn, &prefix).await?;
+
+    let bar = progress(load.seconds);
+    let ticker = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            for _ in 0..load.seconds {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                bar.inc(1);
+            }
+        })
+    };
+    let pace = Pace::Rate {
+        interval: Duration::from_secs_f64(1.0 / f64::from(load.limit)),
+        until: Instant::now() + Duration::from_secs(load.seconds),
+    };
+    let (lat, errors, elapsed) = run_load(
+        &g,
+        load.clients,
+        pace,
+        (prefix.clone(), 8),
+        vec![0; 1024],
+        || {},
+    )
+    .await?;
+    let _ = ticker.await;
+    bar.finish();
+    clean_up(&conn, &prefix, compact).await?;
+    if defrag {
+        defrag_all(&g).await?;
+    }
+    let (lines, ok) = perf_verdict(&Stats::of(&lat, errors, elapsed), load.limit);
+    out(format!("{}\n", lines.join("\n")).as_bytes());
+    if ok {
+        Ok(())
+    } else {
+        Err(CtlError::silent(ERROR))
+    }
+}
+
+/// Runs `check datascale`.
+pub async fn datascale(ctx: &mut Ctx) -> CtlResult {
+    let load_name = ctx.str("load");
+    let Some(load) = scale_load(&load_name) else {
+        return Err(CtlError::new(
+            INVALID_INPUT,
+            format!("unknown load option {load_name}"),
+        ));
+    };
+    let prefix = ctx.str("prefix");
+    let (compact, defrag) = (ctx.bool("auto-compact"), ctx.bool("auto-defrag"));
+    let (conn, _, g) = ctx.client().await?;
+    let first = g.endpoints.first().cloned().unwrap_or_default();
+    ensure_empty(&conn, &prefix).await?;
+
+    let before = match resident_memory(&first).await {
+        Ok(b) if b > 0.0 => b,
+        other => {
+            if let Err(why) = other {
+                out(format!("{why}\n").as_bytes());
+            }
+            out(b"FAIL: Could not read process_resident_memory_bytes before the put operations.\n");
+            return Err(CtlError::silent(ERROR));
+        }
+    };
+    out(format!(
+        "Start data scale check for work load [{} key-value pairs, {} bytes per key-value, {} concurrent clients].\n",
+        load.puts, load.kv_size, load.clients
+    )
+    .as_bytes());
+    let bar = progress(load.puts as u64);
+    let half = load.kv_size / 2;
+    let counter = bar.clone();
+    let (_, errors, _) = run_load(
+        &g,
+        load.clients,
+        Pace::Count(load.puts),
+        (prefix.clone(), half),
+        vec![0; half],
+        move || counter.inc(1),
+    )
+    .await?;
+    bar.finish();
+    let after = resident_memory(&first).await;
+    clean_up(&conn, &prefix, compact).await?;
+    if defrag {
+        defrag_all(&g).await?;
+    }
+    let after = match after {
+        Ok(a) if a > 0.0 => a,
+        other => {
+            if let Err(why) = other {
+                out(format!("{why}\n").as_bytes());
+            }
+            out(b"FAIL: Could not read process_resident_memory_bytes after the put operations.\n");
+            return Err(CtlError::silent(ERROR));
+        }
+    };
+    let failed = error_lines(&errors);
+    if !failed.is_empty() {
+        out(format!("{}\n", failed.join("\n")).as_bytes());
+        return Err(CtlError::silent(ERROR));
+    }
+    let mb = (after - before) / (1024.0 * 1024.0);
+    out(format!("PASS: Approximate system memory used : {mb:.2} MB.\n").as_bytes());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_are_etcdctls() {
+        assert_eq!(
+            perf_load("l"),
+            Some(PerfLoad {
+                limit: 8000,
+                clients: 500,
+                seconds: 60
+            })
+        );
+        assert_eq!(perf_load("xxl"), None);
+        assert_eq!(
+            scale_load("s"),
+            Some(ScaleLoad {
+                puts: 10_000,
+                kv_size: 1024,
+                clients: 50
+            })
+        );
+        assert_eq!(scale_load("xl").map(|l| l.kv_size), Some(1000));
+    }
+
+    #[test]
+    fn the_perf_verdict_uses_etcdctls_thresholds_and_wording() {
+        let good = Stats {
+            requests_per_sec: 149.2,
+            slowest: 0.0875,
+            stddev: 0.011,
+            errors: vec![],
+        };
+        let (lines, ok) = perf_verdict(&good, 150);
+        assert!(ok);
+        assert_eq!(
+            lines,
+            [
+                "PASS: Throughput is 150 writes/s",
+                "PASS: Slowest request took 0.087500s",
+                "PASS: Stddev is 0.011000s",
+                "PASS"
+            ]
+        );
+        let bad = Stats {
+            requests_per_sec: 6490.5,
+            slowest: 0.786915,
+            stddev: 0.2,
+            errors: vec![("etcdserver: request timed out".to_owned(), 3)],
+        };
+        let (lines, ok) = perf_verdict(&bad, 8000);
+        assert!(!ok);
+        assert_eq!(
+            lines,
+            [
+                "FAIL: too many errors",
+                "FAIL: ERROR(etcdserver: request timed out) -> 3",
+                "FAIL: Throughput too low: 6491 writes/s",
+                "Slowest request took too long: 0.786915s",
+                "Stddev too high: 0.200000s",
+                "FAIL"
+            ]
+        );
+    }
+
+    #[test]
+    fn stats_are_rate_max_and_population_stddev() {
+        let s = Stats::of(&[0.1, 0.3], vec![], Duration::from_secs(2));
+        assert!((s.requests_per_sec - 1.0).abs() < 1e-9);
+        assert!((s.slowest - 0.3).abs() < 1e-9);
+        assert!((s.stddev - 0.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn keys_are_the_prefix_and_a_varint_in_fixed_size() {
+        let k = random_key("/p/", 512);
+        assert_eq!(k.len(), 3 + 512);
+        assert!(k.starts_with(b"/p/"));
+        // A varint of a value below 2^63 ends within 10 bytes; the rest is zeros.
+        assert!(k[3 + 10..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn chunked_bodies_are_reassembled() {
+        assert_eq!(
+            dechunk("5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n"),
+            "hello, world"
+        );
+        assert_eq!(dechunk(""), "");
+    }
+}
