@@ -57,50 +57,34 @@ pub const DATASCALE_SPECS: &[Spec] = &[
     ),
 ];
 
-/// A `check perf` workload: puts per second for `seconds`, from `clients` clients.
+/// One of etcdctl's workloads, which both checks name alike: how many clients, and
+/// `check perf`'s writes per second (for [`PERF_SECONDS`]) or `check datascale`'s
+/// key-values of `kv_size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PerfLoad {
-    limit: u32,
+struct Load {
     clients: usize,
-    seconds: u64,
-}
-
-fn perf_load(name: &str) -> Option<PerfLoad> {
-    let (limit, clients) = match name {
-        "s" => (150, 50),
-        "m" => (1000, 200),
-        "l" => (8000, 500),
-        "xl" => (15000, 1000),
-        _ => return None,
-    };
-    Some(PerfLoad {
-        limit,
-        clients,
-        seconds: 60,
-    })
-}
-
-/// A `check datascale` workload: `puts` key-values of `kv_size` bytes from `clients`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ScaleLoad {
+    rate: u32,
     puts: usize,
     kv_size: usize,
-    clients: usize,
 }
 
-fn scale_load(name: &str) -> Option<ScaleLoad> {
-    let (puts, clients) = match name {
-        "s" => (10_000, 50),
-        "m" => (100_000, 200),
-        "l" => (1_000_000, 500),
-        "xl" => (3_000_000, 1000),
+/// How long `check perf` writes.
+const PERF_SECONDS: u64 = 60;
+
+fn load(name: &str) -> Option<Load> {
+    let (clients, rate, puts) = match name {
+        "s" => (50, 150, 10_000),
+        "m" => (200, 1000, 100_000),
+        "l" => (500, 8000, 1_000_000),
+        "xl" => (1000, 15000, 3_000_000),
         _ => return None,
     };
     let kv_size = if name == "xl" { 1000 } else { 1024 };
-    Some(ScaleLoad {
+    Some(Load {
+        clients,
+        rate,
         puts,
         kv_size,
-        clients,
     })
 }
 
@@ -428,50 +412,77 @@ fn progress(len: u64) -> indicatif::ProgressBar {
     bar
 }
 
+/// What both checks start from: their flags, and a connection to a cluster that has
+/// no keys under the prefix yet.
+struct Setup {
+    load: Load,
+    prefix: String,
+    compact: bool,
+    defrag: bool,
+    conn: Conn,
+    g: Global,
+}
+
+impl Setup {
+    async fn new(ctx: &mut Ctx) -> CtlResult<Setup> {
+        let name = ctx.str("load");
+        let load = load(&name)
+            .ok_or_else(|| CtlError::new(INVALID_INPUT, format!("unknown load option {name}")))?;
+        let prefix = ctx.str("prefix");
+        let (compact, defrag) = (ctx.bool("auto-compact"), ctx.bool("auto-defrag"));
+        let (conn, _, g) = ctx.client().await?;
+        ensure_empty(&conn, &prefix).await?;
+        Ok(Setup {
+            load,
+            prefix,
+            compact,
+            defrag,
+            conn,
+            g,
+        })
+    }
+
+    /// Deletes the check's keys, then compacts and defragments as asked.
+    async fn finish(&self) -> CtlResult {
+        clean_up(&self.conn, &self.prefix, self.compact).await?;
+        if self.defrag {
+            defrag_all(&self.g).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs `check perf`.
 pub async fn perf(ctx: &mut Ctx) -> CtlResult {
-    let load_name = ctx.str("load");
-    let Some(load) = perf_load(&load_name) else {
-        return Err(CtlError::new(
-            INVALID_INPUT,
-            format!("unknown load option {load_name}"),
-        ));
-    };
-    let prefix = ctx.str("prefix");
-    let (compact, defrag) = (ctx.bool("auto-compact"), ctx.bool("auto-defrag"));
-    let (conn, _, g) = ctx.client().await?;
-    ensure_empty(&conn, &prefix).await?;
-
-    let bar = progress(load.seconds);
+    let setup = Setup::new(ctx).await?;
+    let load = setup.load;
+    let bar = progress(PERF_SECONDS);
     let ticker = {
         let bar = bar.clone();
         tokio::spawn(async move {
-            for _ in 0..load.seconds {
+            for _ in 0..PERF_SECONDS {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 bar.inc(1);
             }
         })
     };
     let pace = Pace::Rate {
-        interval: Duration::from_secs_f64(1.0 / f64::from(load.limit)),
-        until: Instant::now() + Duration::from_secs(load.seconds),
+        interval: Duration::from_secs_f64(1.0 / f64::from(load.rate)),
+        until: Instant::now() + Duration::from_secs(PERF_SECONDS),
     };
     let (lat, errors, elapsed) = run_load(
-        &g,
+        &setup.g,
         load.clients,
         pace,
-        (prefix.clone(), 8),
+        (setup.prefix.clone(), 8),
         vec![0; 1024],
         || {},
     )
     .await?;
     let _ = ticker.await;
     bar.finish();
-    clean_up(&conn, &prefix, compact).await?;
-    if defrag {
-        defrag_all(&g).await?;
-    }
-    let (lines, ok) = perf_verdict(&Stats::of(&lat, errors, elapsed), load.limit);
+    setup.finish().await?;
+    let (lines, ok) = perf_verdict(&Stats::of(&lat, errors, elapsed), load.rate);
     out(format!("{}\n", lines.join("\n")).as_bytes());
     if ok {
         Ok(())
@@ -480,31 +491,30 @@ pub async fn perf(ctx: &mut Ctx) -> CtlResult {
     }
 }
 
-/// Runs `check datascale`.
-pub async fn datascale(ctx: &mut Ctx) -> CtlResult {
-    let load_name = ctx.str("load");
-    let Some(load) = scale_load(&load_name) else {
-        return Err(CtlError::new(
-            INVALID_INPUT,
-            format!("unknown load option {load_name}"),
-        ));
-    };
-    let prefix = ctx.str("prefix");
-    let (compact, defrag) = (ctx.bool("auto-compact"), ctx.bool("auto-defrag"));
-    let (conn, _, g) = ctx.client().await?;
-    let first = g.endpoints.first().cloned().unwrap_or_default();
-    ensure_empty(&conn, &prefix).await?;
-
-    let before = match resident_memory(&first).await {
-        Ok(b) if b > 0.0 => b,
+/// A resident memory reading, or etcdctl's lines saying why there is none and a
+/// failure.
+fn memory_or_fail(read: Result<f64, String>, when: &str) -> CtlResult<f64> {
+    match read {
+        Ok(b) if b > 0.0 => Ok(b),
         other => {
             if let Err(why) = other {
                 out(format!("{why}\n").as_bytes());
             }
-            out(b"FAIL: Could not read process_resident_memory_bytes before the put operations.\n");
-            return Err(CtlError::silent(ERROR));
+            out(format!(
+                "FAIL: Could not read process_resident_memory_bytes {when} the put operations.\n"
+            )
+            .as_bytes());
+            Err(CtlError::silent(ERROR))
         }
-    };
+    }
+}
+
+/// Runs `check datascale`.
+pub async fn datascale(ctx: &mut Ctx) -> CtlResult {
+    let setup = Setup::new(ctx).await?;
+    let load = setup.load;
+    let first = setup.g.endpoints.first().cloned().unwrap_or_default();
+    let before = memory_or_fail(resident_memory(&first).await, "before")?;
     out(format!(
         "Start data scale check for work load [{} key-value pairs, {} bytes per key-value, {} concurrent clients].\n",
         load.puts, load.kv_size, load.clients
@@ -514,30 +524,19 @@ pub async fn datascale(ctx: &mut Ctx) -> CtlResult {
     let half = load.kv_size / 2;
     let counter = bar.clone();
     let (_, errors, _) = run_load(
-        &g,
+        &setup.g,
         load.clients,
         Pace::Count(load.puts),
-        (prefix.clone(), half),
+        (setup.prefix.clone(), half),
         vec![0; half],
         move || counter.inc(1),
     )
     .await?;
     bar.finish();
+    // Read before the keys are deleted, as etcdctl does; fail only after cleaning up.
     let after = resident_memory(&first).await;
-    clean_up(&conn, &prefix, compact).await?;
-    if defrag {
-        defrag_all(&g).await?;
-    }
-    let after = match after {
-        Ok(a) if a > 0.0 => a,
-        other => {
-            if let Err(why) = other {
-                out(format!("{why}\n").as_bytes());
-            }
-            out(b"FAIL: Could not read process_resident_memory_bytes after the put operations.\n");
-            return Err(CtlError::silent(ERROR));
-        }
-    };
+    setup.finish().await?;
+    let after = memory_or_fail(after, "after")?;
     let failed = error_lines(&errors);
     if !failed.is_empty() {
         out(format!("{}\n", failed.join("\n")).as_bytes());
@@ -555,23 +554,20 @@ mod tests {
     #[test]
     fn loads_are_etcdctls() {
         assert_eq!(
-            perf_load("l"),
-            Some(PerfLoad {
-                limit: 8000,
+            load("l"),
+            Some(Load {
                 clients: 500,
-                seconds: 60
+                rate: 8000,
+                puts: 1_000_000,
+                kv_size: 1024
             })
         );
-        assert_eq!(perf_load("xxl"), None);
+        assert_eq!(load("xxl"), None);
         assert_eq!(
-            scale_load("s"),
-            Some(ScaleLoad {
-                puts: 10_000,
-                kv_size: 1024,
-                clients: 50
-            })
+            load("s").map(|l| (l.clients, l.rate, l.puts)),
+            Some((50, 150, 10_000))
         );
-        assert_eq!(scale_load("xl").map(|l| l.kv_size), Some(1000));
+        assert_eq!(load("xl").map(|l| l.kv_size), Some(1000));
     }
 
     #[test]
