@@ -202,56 +202,72 @@ async fn run_load(
     value: Vec<u8>,
     on_done: impl Fn() + Send + Sync + 'static,
 ) -> CtlResult<(Vec<f64>, Vec<(String, u64)>, Duration)> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(clients.max(1));
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let value = Arc::new(value);
-    let on_done = Arc::new(on_done);
-    let start = Instant::now();
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..clients {
-        let conn = Conn::open(&g.endpoints, g)?;
-        let (rx, value, on_done) = (rx.clone(), value.clone(), on_done.clone());
-        workers.spawn(async move {
-            let kv = conn.kv();
-            let mut lat = Vec::new();
-            let mut errs: Vec<(String, u64)> = Vec::new();
-            loop {
-                let Some(key) = rx.lock().await.recv().await else {
-                    break;
-                };
-                let t = Instant::now();
-                match kv
-                    .put_with(key, value.to_vec(), PutOptions::default())
-                    .await
-                {
-                    Ok(_) => lat.push(t.elapsed().as_secs_f64()),
-                    Err(e) => count_error(&mut errs, CallError::from(e).message(), 1),
-                }
-                on_done();
-            }
-            (lat, errs)
-        });
-    }
+    let conns = (0..clients.max(1))
+        .map(|_| Conn::open(&g.endpoints, g))
+        .collect::<CtlResult<Vec<_>>>()?;
+    let (tx, mut keys) = tokio::sync::mpsc::channel::<Vec<u8>>(conns.len());
     // The producer is a thread of its own: the runtime's timers tick in milliseconds,
     // too coarse for a limiter that hands out a token every 125 µs.
     let producer = std::thread::spawn(move || produce(&tx, pace, &prefix, key_size));
+    // At most one put in flight per client, as etcdctl's client goroutines, each on
+    // the next connection in turn.
+    let slots = Arc::new(tokio::sync::Semaphore::new(conns.len()));
+    let value = Arc::new(value);
+    let on_done = Arc::new(on_done);
+    let start = Instant::now();
+    let mut puts = tokio::task::JoinSet::new();
     let mut latencies = Vec::new();
     let mut errors: Vec<(String, u64)> = Vec::new();
-    while let Some(r) = workers.join_next().await {
-        let (lat, errs) = r.map_err(|e| CtlError::error(e.to_string()))?;
-        latencies.extend(lat);
-        for (m, n) in errs {
-            count_error(&mut errors, m, n);
+    let mut turn = 0;
+    while let Some(key) = keys.recv().await {
+        let slot = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| CtlError::error(e.to_string()))?;
+        let kv = conns[turn % conns.len()].kv();
+        turn += 1;
+        let (value, on_done) = (value.clone(), on_done.clone());
+        puts.spawn(async move {
+            let t = Instant::now();
+            let result = kv
+                .put_with(key, value.to_vec(), PutOptions::default())
+                .await
+                .map(|_| t.elapsed().as_secs_f64())
+                .map_err(|e| CallError::from(e).message());
+            on_done();
+            drop(slot);
+            result
+        });
+        // Reap what finished, so the set stays as small as the puts in flight.
+        while let Some(done) = puts.try_join_next() {
+            record(done, &mut latencies, &mut errors)?;
         }
+    }
+    while let Some(done) = puts.join_next().await {
+        record(done, &mut latencies, &mut errors)?;
     }
     let _ = producer.join();
     Ok((latencies, errors, start.elapsed()))
 }
 
-fn count_error(errors: &mut Vec<(String, u64)>, message: String, n: u64) {
+/// Adds one finished put to the latencies or the errors.
+fn record(
+    done: Result<Result<f64, String>, tokio::task::JoinError>,
+    latencies: &mut Vec<f64>,
+    errors: &mut Vec<(String, u64)>,
+) -> CtlResult {
+    match done.map_err(|e| CtlError::error(e.to_string()))? {
+        Ok(latency) => latencies.push(latency),
+        Err(message) => count_error(errors, message),
+    }
+    Ok(())
+}
+
+fn count_error(errors: &mut Vec<(String, u64)>, message: String) {
     match errors.iter_mut().find(|(m, _)| *m == message) {
-        Some((_, k)) => *k += n,
-        None => errors.push((message, n)),
+        Some((_, n)) => *n += 1,
+        None => errors.push((message, 1)),
     }
 }
 
