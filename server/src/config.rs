@@ -105,6 +105,26 @@ pub struct Config {
     #[arg(long, default_value = "basic", value_parser = ["basic", "extensive"])]
     pub metrics: String,
 
+    /// Path to the client server TLS cert file.
+    #[arg(long, default_value = "")]
+    pub cert_file: String,
+
+    /// Path to the client server TLS key file.
+    #[arg(long, default_value = "")]
+    pub key_file: String,
+
+    /// Enable client cert authentication.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub client_cert_auth: bool,
+
+    /// Path to the client server TLS trusted CA cert file.
+    #[arg(long, default_value = "")]
+    pub trusted_ca_file: String,
+
+    /// Client TLS using generated certificates.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub auto_tls: bool,
+
     /// Log level: debug, info, warn, error.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -121,8 +141,18 @@ pub enum ConfigError {
     ElectionTooShort { election: u64, heartbeat: u64 },
     #[error("--election-timeout[{0}ms] is too long, and should be set less than 50000ms")]
     ElectionTooLong(u64),
-    #[error("invalid URL {url:?} in --{flag}: expected http://host:port")]
-    BadUrl { flag: &'static str, url: String },
+    #[error("invalid URL {url:?} in --{flag}: expected {expected}")]
+    BadUrl {
+        flag: &'static str,
+        url: String,
+        expected: &'static str,
+    },
+    #[error("TLS key/cert (--cert-file, --key-file) must be provided for client url {0} with HTTPS scheme")]
+    TlsFilesMissing(String),
+    #[error(
+        "--client-cert-auth needs --trusted-ca-file: the CA that signs the client certificates"
+    )]
+    ClientCertAuthWithoutCa,
     #[error("invalid --auto-compaction-retention {0:?}")]
     BadRetention(String),
 }
@@ -184,8 +214,17 @@ impl Config {
                 return Err(ConfigError::BadUrl {
                     flag: "initial-advertise-peer-urls",
                     url: u.clone(),
+                    expected: PEER_URL,
                 });
             }
+        }
+        for l in self.client_listen_addrs()? {
+            if l.tls && !self.auto_tls && (self.cert_file.is_empty() || self.key_file.is_empty()) {
+                return Err(ConfigError::TlsFilesMissing(l.url));
+            }
+        }
+        if self.client_cert_auth && self.trusted_ca_file.is_empty() && self.has_tls_listener() {
+            return Err(ConfigError::ClientCertAuthWithoutCa);
         }
         self.auto_compaction()?;
         Ok(())
@@ -198,21 +237,36 @@ impl Config {
                 parse_http_url(u).ok_or(ConfigError::BadUrl {
                     flag: "listen-peer-urls",
                     url: u.clone(),
+                    expected: PEER_URL,
                 })
             })
             .collect()
     }
 
-    pub fn client_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+    pub fn client_listen_addrs(&self) -> Result<Vec<ClientListener>, ConfigError> {
         self.listen_client_urls
             .iter()
             .map(|u| {
-                parse_http_url(u).ok_or(ConfigError::BadUrl {
+                let (tls, addr) = parse_client_url(u).ok_or(ConfigError::BadUrl {
                     flag: "listen-client-urls",
                     url: u.clone(),
+                    expected: CLIENT_URL,
+                })?;
+                Ok(ClientListener {
+                    url: u.clone(),
+                    addr,
+                    tls,
                 })
             })
             .collect()
+    }
+
+    /// Whether any client URL is `https://` (the TLS flags apply only to those; etcd
+    /// warns about and ignores them on `http://` URLs).
+    pub fn has_tls_listener(&self) -> bool {
+        self.listen_client_urls
+            .iter()
+            .any(|u| u.starts_with("https://"))
     }
 
     pub fn auto_compaction(&self) -> Result<AutoCompaction, ConfigError> {
@@ -239,9 +293,35 @@ impl Config {
     }
 }
 
+/// What a peer URL must look like (peer TLS is not implemented).
+const PEER_URL: &str = "http://host:port";
+/// What a client URL must look like.
+const CLIENT_URL: &str = "http://host:port or https://host:port";
+
+/// One `--listen-client-urls` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientListener {
+    pub url: String,
+    pub addr: SocketAddr,
+    /// `https://`: serve TLS (see [`crate::tls`]).
+    pub tls: bool,
+}
+
 /// Parses `http://host:port` into a socket address (`localhost` is 127.0.0.1).
 pub fn parse_http_url(url: &str) -> Option<SocketAddr> {
-    let rest = url.strip_prefix("http://")?;
+    parse_host_port(url.strip_prefix("http://")?)
+}
+
+/// Parses a client URL, `http://host:port` or `https://host:port`: whether it is
+/// TLS, and its socket address.
+pub fn parse_client_url(url: &str) -> Option<(bool, SocketAddr)> {
+    match url.strip_prefix("https://") {
+        Some(rest) => Some((true, parse_host_port(rest)?)),
+        None => Some((false, parse_http_url(url)?)),
+    }
+}
+
+fn parse_host_port(rest: &str) -> Option<SocketAddr> {
     let rest = rest.trim_end_matches('/');
     let (host, port) = rest.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
@@ -314,7 +394,11 @@ mod tests {
         assert_eq!(c.initial_cluster(), "default=http://localhost:2380");
         assert_eq!(
             c.client_listen_addrs().expect("addrs"),
-            vec!["127.0.0.1:2379".parse().expect("addr")]
+            vec![ClientListener {
+                url: "http://127.0.0.1:2379".into(),
+                addr: "127.0.0.1:2379".parse().expect("addr"),
+                tls: false,
+            }]
         );
         assert_eq!(c.auto_compaction().expect("ac"), AutoCompaction::Off);
         assert_eq!(
@@ -331,6 +415,40 @@ mod tests {
             c.validate().expect_err("invalid").to_string(),
             "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]"
         );
+    }
+
+    #[test]
+    fn https_client_urls_need_a_cert_and_key_as_in_etcd() {
+        let c = parse(&["--listen-client-urls", "https://127.0.0.1:2379"]);
+        assert_eq!(
+            c.validate().expect_err("no cert").to_string(),
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url \
+             https://127.0.0.1:2379 with HTTPS scheme"
+        );
+        let c = parse(&[
+            "--listen-client-urls",
+            "https://127.0.0.1:2379",
+            "--cert-file",
+            "c.pem",
+            "--key-file",
+            "k.pem",
+            "--client-cert-auth",
+        ]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::ClientCertAuthWithoutCa)
+        ));
+        parse(&[
+            "--listen-client-urls",
+            "https://127.0.0.1:2379",
+            "--auto-tls",
+        ])
+        .validate()
+        .expect("auto-tls needs no files");
+        // On http:// URLs the TLS flags are ignored, as etcd does (with a warning).
+        parse(&["--client-cert-auth", "--cert-file", "c.pem"])
+            .validate()
+            .expect("ignored");
     }
 
     #[test]
@@ -355,6 +473,15 @@ mod tests {
             Some("127.0.0.1:2379".parse().expect("a"))
         );
         assert_eq!(parse_http_url("https://x:1"), None);
+        assert_eq!(
+            parse_client_url("https://127.0.0.1:2379"),
+            Some((true, "127.0.0.1:2379".parse().expect("a")))
+        );
+        assert_eq!(
+            parse_client_url("http://[::1]:2379/"),
+            Some((false, "[::1]:2379".parse().expect("a")))
+        );
+        assert_eq!(parse_client_url("unix://x:1"), None);
         assert!(is_http_url("http://infra1:2380"));
         assert!(!is_http_url("http://infra1"));
         assert!(!is_http_url("https://infra1:2380"));

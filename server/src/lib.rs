@@ -23,6 +23,7 @@ pub mod raft;
 pub mod run;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod transport;
 pub mod wait;
 pub mod watch;

@@ -23,6 +23,10 @@ pub enum RunError {
     Listen { url: String, source: std::io::Error },
     #[error("cannot listen on peer URL {url}: {source}")]
     ListenPeer { url: String, source: std::io::Error },
+    #[error("cannot set up client TLS: {0}")]
+    Tls(#[from] crate::tls::Error),
+    #[error("invalid client TLS certificate or key: {0}")]
+    TlsConfig(tonic::transport::Error),
     #[error("cannot start: {0}")]
     Start(#[from] StartError),
     #[error("serving client requests failed: {0}")]
@@ -37,18 +41,21 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     // Bind before opening the data dir: a taken port must not leave a half-started
     // member behind.
     let mut listeners = Vec::new();
-    for (url, addr) in cfg
-        .listen_client_urls
-        .iter()
-        .zip(cfg.client_listen_addrs()?)
-    {
-        let l = TcpListener::bind(addr)
+    for l in cfg.client_listen_addrs()? {
+        let bound = TcpListener::bind(l.addr)
             .await
             .map_err(|source| RunError::Listen {
-                url: url.clone(),
+                url: l.url.clone(),
                 source,
             })?;
-        listeners.push(l);
+        listeners.push((bound, l.tls));
+    }
+    let tls = crate::tls::client_tls(&cfg)?;
+    if let Some(t) = &tls {
+        // Parse the certificate and key now, before the member starts.
+        tonic::transport::Server::builder()
+            .tls_config(t.clone())
+            .map_err(RunError::TlsConfig)?;
     }
     let mut peer_listeners = Vec::new();
     for (url, addr) in cfg.listen_peer_urls.iter().zip(cfg.peer_listen_addrs()?) {
@@ -78,13 +85,19 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let lease_expiry = crate::lease::expiry::spawn(server.clone(), stop_rx.clone());
     let mut serving = tokio::task::JoinSet::new();
-    for listener in listeners {
+    for (listener, secure) in listeners {
         let routes = crate::api::routes(server.clone())
             .into_axum_router()
             .merge(crate::http::router(server.clone()));
         let mut stop = stop_rx.clone();
+        let mut builder = tonic::transport::Server::builder();
+        if let (true, Some(tls)) = (secure, &tls) {
+            builder = builder
+                .tls_config(tls.clone())
+                .map_err(RunError::TlsConfig)?;
+        }
         serving.spawn(
-            tonic::transport::Server::builder()
+            builder
                 .accept_http1(true)
                 .add_routes(tonic::service::Routes::from(routes))
                 .serve_with_incoming_shutdown(incoming(listener), async move {
