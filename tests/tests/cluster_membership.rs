@@ -290,6 +290,37 @@ fn a_learner_joins_catches_up_is_promoted_and_the_old_leader_removed() {
     assert_eq!(err, "Error: etcdserver: member not found");
 }
 
+/// A follower answers membership changes as the leader does: etcd's checks want every
+/// voter connected, and followers, which have no raft traffic between them, must still
+/// see each other (revkv failed these with "unhealthy cluster" on every follower).
+#[test]
+fn membership_changes_work_through_a_follower() {
+    let _g = serial();
+    let mut c = TestCluster::start(3);
+    let leader = c.wait_leader(None, Duration::from_secs(10));
+    let follower = (leader + 1) % 3;
+    let ctl = c.member(follower).etcdctl();
+
+    // A voter that never starts, added and removed through the follower.
+    let peer = format!("http://127.0.0.1:{}", revkv_tests::free_port());
+    let out = reconfigure(&ctl, &["member", "add", "mx", "--peer-urls", &peer]);
+    let (id, _) = parse_member_add(&out);
+    let out = reconfigure(&ctl, &["member", "remove", &hex(id)]);
+    assert!(out.contains("removed"), "{out}");
+
+    // The started leader, removed through the follower.
+    let leader_id = c.member(leader).status().expect("status").member_id;
+    let out = reconfigure(&ctl, &["member", "remove", &hex(leader_id)]);
+    assert!(out.contains("removed"), "{out}");
+    let listed = member_list(&ctl);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|m| m.id != leader_id));
+    let new_leader = c.wait_leader(Some(leader), Duration::from_secs(10));
+    assert_ne!(new_leader, leader);
+    c.member(new_leader).etcdctl().ok(&["put", "k", "v"]);
+    assert_eq!(ctl.ok(&["get", "k", "--print-value-only"]).trim(), "v");
+}
+
 #[test]
 fn removing_a_follower_shrinks_the_list_and_stops_it() {
     let _g = serial();

@@ -195,6 +195,11 @@ pub struct TransportConfig {
     pub active_window: Duration,
     /// Least time between two acknowledgements on an accepted stream.
     pub ack_interval: Duration,
+    /// How long a stream may go without a message before the dialer sends an empty
+    /// one (etcd's link heartbeat), so that peers with nothing to say to each other
+    /// (two followers) still count as active: the reconfiguration checks
+    /// (`cluster::reconfig`) need every voter connected.
+    pub link_heartbeat: Duration,
 }
 
 impl TransportConfig {
@@ -211,6 +216,7 @@ impl TransportConfig {
             max_message_bytes: max_request_bytes + (4 << 20),
             active_window: election,
             ack_interval: heartbeat,
+            link_heartbeat: election / 3,
         }
     }
 }

@@ -121,13 +121,9 @@ impl PeerSender {
         let dial = self.cfg.dial_timeout;
         let mut client = super::dial(url, &self.cfg).await?;
         let (out, out_rx) = mpsc::channel(STREAM_BUFFER);
-        out.try_send(RaftMessage {
-            cluster_id: self.me.cluster_id,
-            from: self.me.member_id,
-            to: self.peer,
-            message: Vec::new(),
-        })
-        .map_err(|_| Error::Closed)?;
+        // The hello: an empty message, as a link heartbeat is.
+        out.try_send(self.link_heartbeat())
+            .map_err(|_| Error::Closed)?;
         let resp = timeout(dial, client.send(ReceiverStream::new(out_rx)))
             .await
             .map_err(|_| Error::Timeout(dial))?
@@ -140,6 +136,16 @@ impl PeerSender {
         self.check(&hello)?;
         self.activity.saw(self.peer);
         Ok(Stream { out, replies })
+    }
+
+    /// A message that carries no raft message, only who is talking to whom.
+    fn link_heartbeat(&self) -> RaftMessage {
+        RaftMessage {
+            cluster_id: self.me.cluster_id,
+            from: self.me.member_id,
+            to: self.peer,
+            message: Vec::new(),
+        }
     }
 
     fn check(&self, reply: &SendResponse) -> Result<(), Error> {
@@ -188,8 +194,15 @@ impl PeerSender {
 
     /// Streams queued messages until the stream breaks or the peer is removed.
     async fn pump(&mut self, mut stream: Stream) -> Ended {
+        let mut next_beat = Instant::now() + self.cfg.link_heartbeat;
         loop {
             tokio::select! {
+                _ = sleep_until(next_beat) => {
+                    if stream.out.send(self.link_heartbeat()).await.is_err() {
+                        return Ended::Broken(Error::Closed);
+                    }
+                    next_beat = Instant::now() + self.cfg.link_heartbeat;
+                }
                 msg = self.rx.recv() => {
                     let Some(msg) = msg else { return Ended::Removed };
                     let message = match msg.write_to_bytes() {
@@ -210,6 +223,7 @@ impl PeerSender {
                     if stream.out.send(m).await.is_err() {
                         return Ended::Broken(Error::Closed);
                     }
+                    next_beat = Instant::now() + self.cfg.link_heartbeat;
                 }
                 reply = stream.replies.message() => match reply {
                     Ok(Some(ack)) => {

@@ -225,29 +225,30 @@ impl Receiver {
                 let _ = self.acks.send(Err(removed_refusal(self.from))).await;
                 break;
             }
-            if m.message.is_empty() {
-                continue;
-            }
-            let msg = match Message::parse_from_bytes(&m.message) {
-                Ok(msg) => msg,
-                Err(e) => {
-                    tracing::warn!(peer, error = %e, "undecodable raft message from peer; dropped");
+            // An empty message is a link heartbeat: the peer is alive, with nothing
+            // for raft (followers have nothing to say to each other).
+            if !m.message.is_empty() {
+                let msg = match Message::parse_from_bytes(&m.message) {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        tracing::warn!(peer, error = %e, "undecodable raft message from peer; dropped");
+                        continue;
+                    }
+                };
+                if msg.to != self.me.member_id || msg.from != self.from {
+                    tracing::warn!(
+                        peer,
+                        to = format!("{:x}", msg.to),
+                        "raft message addressed to another member; dropped"
+                    );
                     continue;
                 }
-            };
-            if msg.to != self.me.member_id || msg.from != self.from {
-                tracing::warn!(
-                    peer,
-                    to = format!("{:x}", msg.to),
-                    "raft message addressed to another member; dropped"
-                );
-                continue;
+                received += 1;
+                if !self.inbox.step(msg) {
+                    tracing::debug!(peer, "raft task backlogged; dropped a peer message");
+                }
             }
             self.activity.saw(self.from);
-            received += 1;
-            if !self.inbox.step(msg) {
-                tracing::debug!(peer, "raft task backlogged; dropped a peer message");
-            }
             if last_ack.elapsed() >= self.ack_interval {
                 // Best effort: a dialer that is slow to read acks loses some, and
                 // the next one carries the total anyway.
