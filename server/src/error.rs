@@ -21,6 +21,8 @@ pub enum Error {
     Lease(#[from] lease::Error),
     #[error(transparent)]
     Cluster(#[from] cluster::Error),
+    #[error(transparent)]
+    Auth(#[from] api::auth::Error),
     #[error("unsupported request: {0}")]
     Unsupported(String),
     /// The leader's answer to a request this member forwarded, passed on unchanged.

@@ -88,7 +88,8 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     for (listener, secure) in listeners {
         let routes = crate::api::routes(server.clone())
             .into_axum_router()
-            .merge(crate::http::router(server.clone()));
+            .merge(crate::http::router(server.clone()))
+            .fallback(crate::http::fallback);
         let mut stop = stop_rx.clone();
         let mut builder = tonic::transport::Server::builder();
         if let (true, Some(tls)) = (secure, &tls) {

@@ -296,7 +296,7 @@ fn a_learner_joins_catches_up_is_promoted_and_the_old_leader_removed() {
 #[test]
 fn membership_changes_work_through_a_follower() {
     let _g = serial();
-    let mut c = TestCluster::start(3);
+    let c = TestCluster::start(3);
     let leader = c.wait_leader(None, Duration::from_secs(10));
     let follower = (leader + 1) % 3;
     let ctl = c.member(follower).etcdctl();

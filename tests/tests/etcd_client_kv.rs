@@ -540,3 +540,20 @@ async fn corrupt_alarm_refuses_writes_until_deactivated() {
     assert!(listed.alarms().is_empty());
     c.put("k", "w", None).await.expect("put after deactivation");
 }
+
+/// `Authenticate` on a cluster whose authentication is off: etcd's FailedPrecondition,
+/// which clients take as "no token needed"; `AuthDisable` succeeds.
+#[tokio::test]
+async fn authenticate_says_authentication_is_not_enabled() {
+    let (_s, c) = start().await;
+    let mut auth = c.auth_client();
+    assert_eq!(
+        status(auth.authenticate("root".into(), "secret".into()).await),
+        (
+            Code::FailedPrecondition,
+            "etcdserver: authentication is not enabled".to_owned()
+        )
+    );
+    let disabled = auth.auth_disable().await.expect("auth disable");
+    assert!(disabled.header().is_some_and(|h| h.member_id() != 0));
+}

@@ -56,6 +56,21 @@ fn health_version_and_metrics() {
     assert!(text.contains("grpc_server_handling_seconds_bucket{grpc_method=\"Range\""));
 }
 
+/// Paths that are neither an endpoint nor a gRPC method are 404s with Go's text, as
+/// etcd's (its v2 API is off by default, and revkv serves no JSON gateway).
+#[test]
+fn unknown_paths_are_not_found() {
+    let s = TestServer::start();
+    for path in ["/nonexistent", "/v2/keys/", "/v2/members"] {
+        let (code, body) = http_get(addr(&s), path).expect("GET");
+        assert_eq!(
+            (code, body.as_str()),
+            (404, "404 page not found\n"),
+            "{path}"
+        );
+    }
+}
+
 /// 200 concurrent puts are all acknowledged with distinct revisions, and they share log
 /// fsyncs: the WAL is synced fewer times than there were writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,7 +63,10 @@ impl MaintenanceService {
     /// answer reflects every alarm committed before it (etcd does the same).
     async fn alarm(&self, req: AlarmRequest) -> Result<AlarmResponse, Error> {
         self.server.refuse_on_learner()?;
-        propose(&self.server, InternalRequest::Alarm(req)).await
+        let mut resp: AlarmResponse = propose(&self.server, InternalRequest::Alarm(req)).await?;
+        // etcd 3.4 answers Alarm without a header (`alarm list -w json` prints `{}`).
+        resp.header = None;
+        Ok(resp)
     }
 
     /// etcd's `Defragment`: this member's database only (it is not replicated), done in

@@ -2,8 +2,10 @@
 //! endpoints.
 //!
 //! Every service etcd declares is registered; methods revkv does not implement yet
-//! answer `Unimplemented` (generated default stubs), never a fake success.
+//! answer `Unimplemented` (generated default stubs), never a fake success (see
+//! [`auth`] for what the Auth service answers).
 
+pub mod auth;
 pub mod cluster;
 pub mod forward;
 pub mod kv;
@@ -19,12 +21,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use revkv_proto::etcdserverpb::{
-    auth_server::{Auth, AuthServer},
-    cluster_server::ClusterServer,
-    kv_server::KvServer,
-    lease_server::LeaseServer,
-    maintenance_server::MaintenanceServer,
-    watch_server::WatchServer,
+    auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
+    lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use tonic::service::Routes;
 use tonic::{Response, Status};
@@ -78,11 +76,6 @@ pub(crate) fn applied<T: Applied>(server: &Server, r: crate::apply::Response) ->
     Ok(resp)
 }
 
-/// Services whose every method is still a generated `Unimplemented` stub.
-struct NotYet;
-
-impl Auth for NotYet {}
-
 /// All six etcd services, sized by `--max-request-bytes` like etcd's gRPC server
 /// (which allows 512 KiB of framing overhead on top).
 pub fn routes(server: Arc<Server>) -> Routes {
@@ -108,5 +101,5 @@ pub fn routes(server: Arc<Server>) -> Routes {
         ClusterServer::new(cluster::ClusterService::new(server.clone()))
             .max_decoding_message_size(max),
     )
-    .add_service(AuthServer::new(NotYet).max_decoding_message_size(max))
+    .add_service(AuthServer::new(auth::AuthService::new(server)).max_decoding_message_size(max))
 }

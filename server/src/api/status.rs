@@ -133,6 +133,10 @@ impl From<Error> for Status {
                 cluster::Error::Forwarded(status) => return status.clone(),
                 _ => return internal(&e),
             },
+            Error::Auth(super::auth::Error::NotEnabled) => (
+                Code::FailedPrecondition,
+                "etcdserver: authentication is not enabled",
+            ),
             Error::Storage(_) | Error::Backup(_) => return internal(&e),
             Error::Unsupported(_) => (Code::Unimplemented, "etcdserver: unsupported request"),
             Error::Forwarded(s) => return s.clone(),

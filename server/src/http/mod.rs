@@ -23,6 +23,28 @@ pub fn router(server: Arc<Server>) -> Router {
         .with_state(server)
 }
 
+/// Whatever is neither an endpoint above nor a gRPC method. A gRPC call to an unknown
+/// method gets gRPC's `Unimplemented`, as tonic answers it; any other request gets
+/// etcd's 404 (Go's "404 page not found"), so `curl -f` and status checks see that the
+/// path does not exist. (etcd's JSON gateway, `/v3/...`, is not served.)
+pub async fn fallback(req: axum::extract::Request) -> axum::response::Response {
+    let grpc = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    if grpc {
+        tonic::Status::unimplemented("").into_http()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "404 page not found\n",
+        )
+            .into_response()
+    }
+}
+
 /// Healthy when no alarm is active, there is a leader and a linearizable read
 /// completes (etcd 3.4 checks the same, the read through a quorum read).
 async fn health(State(server): State<Arc<Server>>) -> impl IntoResponse {
