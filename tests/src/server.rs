@@ -122,6 +122,9 @@ pub struct TestServer {
     client_port: u16,
     peer_port: u16,
     extra_args: Vec<String>,
+    /// A second client port served over TLS (`https://`), if asked for; the plain one
+    /// stays for the harness's health checks.
+    tls_port: Option<u16>,
     child: Option<Child>,
 }
 
@@ -141,6 +144,17 @@ impl TestServer {
     /// # Panics
     /// If the server cannot be started; the message contains the log tail.
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_inner(args, false)
+    }
+
+    /// Like [`TestServer::start_with`], with a second client URL,
+    /// `https://127.0.0.1:<tls port>` ([`TestServer::tls_endpoint`]); `args` must carry
+    /// the TLS flags (`--cert-file`, `--key-file`, …).
+    pub fn start_tls(args: &[&str]) -> Self {
+        Self::start_inner(args, true)
+    }
+
+    fn start_inner(args: &[&str], tls: bool) -> Self {
         let target = target();
         let extra_args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         let mut last_failure = String::new();
@@ -155,6 +169,7 @@ impl TestServer {
                 client_port: free_port(),
                 peer_port: free_port(),
                 extra_args: extra_args.clone(),
+                tls_port: tls.then(free_port),
                 child: None,
             };
             server.spawn();
@@ -181,6 +196,15 @@ impl TestServer {
     /// `127.0.0.1:<client port>`, as passed to `etcdctl --endpoints`.
     pub fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// `https://127.0.0.1:<tls port>` of a server started with [`TestServer::start_tls`].
+    ///
+    /// # Panics
+    /// If the server has no TLS port.
+    pub fn tls_endpoint(&self) -> String {
+        let port = self.tls_port.expect("started without a TLS port");
+        format!("https://127.0.0.1:{port}")
     }
 
     /// `http://127.0.0.1:<client port>`.
@@ -335,7 +359,10 @@ impl TestServer {
             Target::Etcd => PathBuf::from(ETCD_BIN),
             Target::Revkv => revkv_bin(),
         };
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let mut client = format!("http://127.0.0.1:{}", self.client_port);
+        if let Some(port) = self.tls_port {
+            client.push_str(&format!(",https://127.0.0.1:{port}"));
+        }
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut cmd = Command::new(bin);
         cmd.arg("--name")
