@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use revkv_proto::etcdserverpb::cluster_client::ClusterClient;
 use revkv_proto::etcdserverpb::cluster_server::Cluster;
 use revkv_proto::etcdserverpb::{
     MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
@@ -19,6 +18,7 @@ use revkv_proto::etcdserverpb::{
 use revkv_proto::revkvpb::internal_raft_request::Request as Internal;
 use tonic::{Request, Response, Status};
 
+use super::forward::LeaderLink;
 use super::instrumented;
 use crate::apply::{member::to_etcd, Applied};
 use crate::cluster::{self, membership::new_member_id, reconfig, Change, Member};
@@ -33,6 +33,8 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct ClusterService {
     server: Arc<Server>,
+    /// Where a follower sends promotions.
+    leader: LeaderLink,
 }
 
 /// Peer liveness from the transport's activity table.
@@ -54,7 +56,10 @@ impl reconfig::Liveness for Live<'_> {
 
 impl ClusterService {
     pub fn new(server: Arc<Server>) -> Self {
-        ClusterService { server }
+        ClusterService {
+            server,
+            leader: LeaderLink::default(),
+        }
     }
 
     fn strict(&self) -> bool {
@@ -129,9 +134,25 @@ impl ClusterService {
     async fn promote(&self, req: MemberPromoteRequest) -> Result<MemberPromoteResponse, Error> {
         self.server.refuse_on_learner()?;
         // Only the leader knows how far the learner has caught up; like etcd, a
-        // follower hands the request to the leader.
+        // follower hands the request to the leader, over the peer port.
+        let leader = self.server.raft.status().leader();
+        if leader == 0 {
+            return Err(crate::raft::Error::NoLeader.into());
+        }
+        if leader != self.server.member_id {
+            return self.leader.member_promote(&self.server, leader, req).await;
+        }
+        self.promote_as_leader(req).await
+    }
+
+    /// The leader's part of a promotion; a member that does not lead (any more) says
+    /// "not leader" rather than passing the request on again.
+    pub(crate) async fn promote_as_leader(
+        &self,
+        req: MemberPromoteRequest,
+    ) -> Result<MemberPromoteResponse, Error> {
         if self.server.raft.status().leader() != self.server.member_id {
-            return self.forward_promote(req).await;
+            return Err(cluster::Error::NotLeader.into());
         }
         // An ID raft does not track is no learner: apply refuses it with etcd's reason.
         if let Some((leader_match, learner_match)) = self.server.raft.progress(req.id).await? {
@@ -141,51 +162,6 @@ impl ClusterService {
             reconfig::may_promote_member(&self.server.membership())?;
         }
         self.configure(&Change::Promote(req.id)).await
-    }
-
-    /// Sends a promotion to the leader's client URL and relays its answer.
-    async fn forward_promote(
-        &self,
-        req: MemberPromoteRequest,
-    ) -> Result<MemberPromoteResponse, Error> {
-        let leader = self.server.raft.status().leader();
-        if leader == 0 {
-            return Err(crate::raft::Error::NoLeader.into());
-        }
-        // A member that does not lead, or no longer does, says so.
-        if leader == self.server.member_id {
-            return Err(cluster::Error::NotLeader.into());
-        }
-        let urls = self
-            .server
-            .membership()
-            .get(leader)
-            .map(|m| m.client_urls.clone())
-            .unwrap_or_default();
-        let timeout = self.server.cfg.request_timeout();
-        let mut last = Status::unavailable("etcdserver: no leader");
-        for url in urls {
-            let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url.clone()) else {
-                continue;
-            };
-            let channel = match endpoint
-                .timeout(timeout)
-                .connect_with_connector(revkv_proto::io::TcpConnector)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(url, error = %e, "cannot reach the leader to promote");
-                    continue;
-                }
-            };
-            match ClusterClient::new(channel).member_promote(req).await {
-                Ok(resp) => return Ok(resp.into_inner()),
-                Err(status) if status.code() == tonic::Code::Unavailable => last = status,
-                Err(status) => return Err(cluster::Error::Forwarded(status).into()),
-            }
-        }
-        Err(cluster::Error::Forwarded(last).into())
     }
 }
 

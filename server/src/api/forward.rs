@@ -1,5 +1,8 @@
-//! Lease requests a follower passes on to the leader (`revkvpb.Forward`, served on the
-//! peer URLs), and the follower's side of that call.
+//! Requests a follower passes on to the leader (`revkvpb.Forward`, served on the peer
+//! URLs), and the follower's side of that call: lease renewals and queries, and member
+//! promotions (only the leader knows how far a learner has caught up). The peer URL,
+//! not the leader's client URL, so neither client TLS nor client certificates stand
+//! in the way.
 //!
 //! Only the leader's lessor keeps deadlines that count: it alone expires leases, and a
 //! renewal recorded on a follower would be forgotten. etcd therefore forwards
@@ -12,13 +15,15 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use revkv_proto::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    MemberPromoteRequest, MemberPromoteResponse,
 };
 use revkv_proto::revkvpb::forward_client::ForwardClient;
 use revkv_proto::revkvpb::forward_server::{Forward, ForwardServer};
-use revkv_proto::revkvpb::{ForwardedKeepAlive, ForwardedTimeToLive};
+use revkv_proto::revkvpb::{ForwardedKeepAlive, ForwardedPromote, ForwardedTimeToLive};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
+use super::cluster::ClusterService;
 use super::lease::{keep_alive_local, time_to_live_local};
 use crate::server::Server;
 use crate::{raft, Error};
@@ -73,6 +78,20 @@ impl Forward for ForwardService {
             return Err(Error::from(crate::lease::Error::NotLeader).into());
         }
         let resp = time_to_live_local(&self.server, &r.request.unwrap_or_default()).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn member_promote(
+        &self,
+        r: Request<ForwardedPromote>,
+    ) -> Result<Response<MemberPromoteResponse>, Status> {
+        let r = r.into_inner();
+        self.check_cluster(r.cluster_id)?;
+        let req = r.request.unwrap_or_default();
+        // Not forwarded again: a member that no longer leads says so.
+        let resp = ClusterService::new(self.server.clone())
+            .promote_as_leader(req)
+            .await?;
         Ok(Response::new(resp))
     }
 }
@@ -138,6 +157,21 @@ impl LeaderLink {
         self.outcome(leader, resp)
     }
 
+    pub async fn member_promote(
+        &self,
+        server: &Server,
+        leader: u64,
+        req: MemberPromoteRequest,
+    ) -> Result<MemberPromoteResponse, Error> {
+        let mut client = self.client(server, leader)?;
+        let fwd = ForwardedPromote {
+            cluster_id: server.cluster_id,
+            request: Some(req),
+        };
+        let resp = client.member_promote(fwd).await;
+        self.outcome(leader, resp)
+    }
+
     /// The leader's answer stands (a lease error is the client's to see); failing to
     /// reach the leader at all reads as a leader change, which clients retry.
     fn outcome<T>(&self, leader: u64, resp: Result<Response<T>, Status>) -> Result<T, Error> {
@@ -150,7 +184,7 @@ impl LeaderLink {
                 tracing::debug!(
                     leader = format!("{leader:x}"),
                     error = %s,
-                    "cannot forward a lease request to the leader"
+                    "cannot forward a request to the leader"
                 );
                 self.current.lock().take();
                 Err(raft::Error::LeaderChanged.into())
