@@ -41,6 +41,8 @@ pub struct ConnectOptions {
     /// Refresh the endpoint list from the member list this often (etcd's
     /// `AutoSyncInterval`); `None` = never.
     pub auto_sync_interval: Option<Duration>,
+    /// TLS for `https://` endpoints; `None` = `https://` endpoints cannot be dialed.
+    pub tls: Option<crate::TlsOptions>,
 }
 
 impl Default for ConnectOptions {
@@ -52,6 +54,7 @@ impl Default for ConnectOptions {
             permit_without_stream: false,
             request_timeout: None,
             auto_sync_interval: None,
+            tls: None,
         }
     }
 }
@@ -126,6 +129,18 @@ impl ConnectOptions {
     /// ```
     pub fn with_auto_sync_interval(mut self, interval: Duration) -> Self {
         self.auto_sync_interval = Some(interval);
+        self
+    }
+
+    /// Sets the TLS settings for `https://` endpoints.
+    ///
+    /// ```
+    /// let tls = revkv_client::TlsOptions::new().with_ca_file("ca.pem");
+    /// let o = revkv_client::ConnectOptions::new().with_tls(tls);
+    /// assert!(o.tls.is_some());
+    /// ```
+    pub fn with_tls(mut self, tls: crate::TlsOptions) -> Self {
+        self.tls = Some(tls);
         self
     }
 }

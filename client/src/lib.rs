@@ -36,6 +36,7 @@ mod op;
 mod options;
 mod pool;
 mod response;
+mod tls;
 mod unary;
 mod watch;
 mod watch_task;
@@ -91,4 +92,5 @@ pub use response::{
 };
 /// The wire types, for callers that need a message the plain types do not carry.
 pub use revkv_proto as proto;
+pub use tls::TlsOptions;
 pub use watch::{Event, EventType, WatchClient, WatchOptions, WatchResponse, WatchStream, Watcher};

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use revkv_proto::io::TcpConnector;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::client::ConnectOptions;
 use crate::endpoints::{normalize_endpoint, resolve_endpoints, try_order};
 use crate::error::{Error, Result};
+use crate::tls::Connector;
 use crate::unary::UnaryChannel;
 
 /// How long an endpoint that could not be reached is tried only after the others.
@@ -30,9 +30,9 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    fn new(uri: String, options: &ConnectOptions) -> Result<Arc<Conn>> {
-        let channel = endpoint(&uri, options)?.connect_with_connector_lazy(TcpConnector);
-        let unary = UnaryChannel::new(&uri, options)
+    fn new(uri: String, options: &ConnectOptions, connector: &Connector) -> Result<Arc<Conn>> {
+        let channel = endpoint(&uri, options)?.connect_with_connector_lazy(connector.clone());
+        let unary = UnaryChannel::new(&uri, options, connector.clone())
             .map_err(|e| Error::InvalidArgument(format!("endpoint {uri}: {e}")))?;
         Ok(Arc::new(Conn {
             uri,
@@ -59,7 +59,7 @@ impl Conn {
 }
 
 /// The tonic endpoint for `uri` with the dial timeout and keep-alives of `options`,
-/// to be dialled through [`TcpConnector`] (which sets `TCP_NODELAY`).
+/// to be dialled through [`Connector`] (TCP with `TCP_NODELAY`, and TLS for `https`).
 fn endpoint(uri: &str, options: &ConnectOptions) -> Result<Endpoint> {
     let mut ep = Endpoint::from_shared(uri.to_owned())
         .map_err(|e| Error::InvalidArgument(format!("endpoint {uri}: {e}")))?
@@ -76,6 +76,8 @@ fn endpoint(uri: &str, options: &ConnectOptions) -> Result<Endpoint> {
 /// The endpoints of one client.
 pub(crate) struct Pool {
     pub(crate) options: ConnectOptions,
+    /// The dialer of every connection (TLS settings built once).
+    connector: Connector,
     /// The endpoints the client was started with: tried after the current ones, and
     /// the list an endpoint sync falls back to.
     initial: Vec<String>,
@@ -100,12 +102,19 @@ impl Pool {
         if initial.is_empty() {
             return Err(Error::InvalidArgument("no endpoints given".into()));
         }
+        let tls = options
+            .tls
+            .as_ref()
+            .map(crate::TlsOptions::client_config)
+            .transpose()?;
+        let connector = Connector::new(tls);
         let current = initial
             .iter()
-            .map(|uri| Conn::new(uri.clone(), &options))
+            .map(|uri| Conn::new(uri.clone(), &options, &connector))
             .collect::<Result<Vec<_>>>()?;
         Ok(Pool {
             options,
+            connector,
             initial,
             current: RwLock::new(current),
             seeds: RwLock::new(Vec::new()),
@@ -165,7 +174,7 @@ impl Pool {
         for uri in &chosen {
             match current.iter().find(|c| &c.uri == uri) {
                 Some(c) => conns.push(c.clone()),
-                None => conns.push(Conn::new(uri.clone(), &self.options)?),
+                None => conns.push(Conn::new(uri.clone(), &self.options, &self.connector)?),
             }
         }
         *current = conns;
@@ -203,7 +212,7 @@ impl Pool {
         {
             return Some(c.clone());
         }
-        let conn = Conn::new(uri.to_owned(), &self.options).ok()?;
+        let conn = Conn::new(uri.to_owned(), &self.options, &self.connector).ok()?;
         self.seeds
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -321,10 +330,11 @@ impl Pool {
             });
         let conn = match existing {
             Some(c) => c,
-            None => Conn::new(uri.clone(), &self.options)?,
+            None => Conn::new(uri.clone(), &self.options, &self.connector)?,
         };
         Ok(Pool {
             options: self.options.clone(),
+            connector: self.connector.clone(),
             initial: vec![uri],
             current: RwLock::new(vec![conn]),
             seeds: RwLock::new(Vec::new()),

@@ -26,11 +26,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::uri::{PathAndQuery, Uri};
 use http_body::{Body, Frame};
-use revkv_proto::io::TcpConnector;
 use tonic::codegen::Service;
 use tonic::Status;
 
 use crate::client::ConnectOptions;
+use crate::tls::Connector;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -45,8 +45,10 @@ pub(crate) struct UnaryChannel {
 }
 
 struct Shared {
-    /// `http://host:port`: the scheme and authority every request carries.
+    /// `http://host:port` (or `https`): the scheme and authority every request carries.
     origin: Uri,
+    /// TCP, and TLS for `https`.
+    connector: Connector,
     dial_timeout: Duration,
     keep_alive: Option<KeepAlive>,
     /// The live connection, if any. Held only to clone or replace the handle.
@@ -82,12 +84,17 @@ impl Drop for AbortOnDrop {
 }
 
 impl UnaryChannel {
-    /// A channel to `uri` (`http://host:port`) that dials on first use.
-    pub(crate) fn new(uri: &str, options: &ConnectOptions) -> Result<Self, http::Error> {
+    /// A channel to `uri` (`http://host:port` or `https://…`) that dials on first use.
+    pub(crate) fn new(
+        uri: &str,
+        options: &ConnectOptions,
+        connector: Connector,
+    ) -> Result<Self, http::Error> {
         let origin: Uri = uri.parse().map_err(http::Error::from)?;
         Ok(UnaryChannel {
             shared: Arc::new(Shared {
                 origin,
+                connector,
                 dial_timeout: options.dial_timeout,
                 keep_alive: options.keep_alive_time.map(|interval| KeepAlive {
                     interval,
@@ -159,8 +166,9 @@ impl Shared {
     async fn dial(&self) -> std::io::Result<Connection> {
         let origin = self.origin.clone();
         let handshake = async {
-            // The same dialer as the tonic channels: TCP_NODELAY, coalesced writes.
-            let io = TcpConnector.call(origin).await?.into_inner();
+            // The same dialer as the tonic channels: TCP_NODELAY, coalesced writes,
+            // TLS for https.
+            let io = self.connector.dial(origin).await?;
             // hyper's defaults, which the tonic channel used: windows large enough that
             // a big range or snapshot is not paced by WINDOW_UPDATE round trips.
             h2::client::Builder::new()
