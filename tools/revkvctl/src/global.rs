@@ -52,6 +52,30 @@ pub struct Global {
     pub user: String,
     /// `--password`.
     pub password: String,
+    /// `--cacert`, `--cert`, `--key`, `--insecure-skip-tls-verify`,
+    /// `--insecure-transport`.
+    pub tls: TlsFlags,
+}
+
+/// etcdctl's TLS flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFlags {
+    pub cacert: String,
+    pub cert: String,
+    pub key: String,
+    pub insecure_skip_verify: bool,
+    pub insecure_transport: bool,
+}
+
+impl TlsFlags {
+    /// Whether endpoints given without a scheme are dialed over TLS: as in etcdctl,
+    /// when a certificate flag is set or `--insecure-transport=false`.
+    pub fn secure_by_default(&self) -> bool {
+        !self.cacert.is_empty()
+            || !self.cert.is_empty()
+            || !self.key.is_empty()
+            || !self.insecure_transport
+    }
 }
 
 /// The env variable etcd's `pkg/flags` maps a flag to.
@@ -140,6 +164,13 @@ impl Global {
             hex: p.bool(SPECS, "hex"),
             user: p.str(SPECS, "user"),
             password: p.str(SPECS, "password"),
+            tls: TlsFlags {
+                cacert: p.str(SPECS, "cacert"),
+                cert: p.str(SPECS, "cert"),
+                key: p.str(SPECS, "key"),
+                insecure_skip_verify: p.bool(SPECS, "insecure-skip-tls-verify"),
+                insecure_transport: p.bool(SPECS, "insecure-transport"),
+            },
         }
     }
 

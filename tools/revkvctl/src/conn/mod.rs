@@ -15,10 +15,10 @@ use revkv_proto::etcdserverpb::{
     lease_client::LeaseClient, maintenance_client::MaintenanceClient, watch_client::WatchClient,
     AuthenticateRequest,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::exit::{CtlError, BAD_CONNECTION};
-use crate::global::Global;
+use crate::global::{Global, TlsFlags};
 
 /// How long to wait between attempts to reach an endpoint that refused.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
@@ -83,13 +83,52 @@ fn not_sent(s: &tonic::Status) -> bool {
     s.code() == tonic::Code::Unavailable && !crate::rpctypes::is_etcd_error(s.message())
 }
 
-/// `host:port` or `scheme://host:port` → the URL to dial.
-pub fn endpoint_url(ep: &str) -> String {
+/// `host:port` or `scheme://host:port` → the URL to dial: `https` for a bare
+/// `host:port` when TLS flags are set, as etcdctl does.
+pub fn endpoint_url(ep: &str, tls: &TlsFlags) -> String {
     if ep.contains("://") {
         ep.to_owned()
+    } else if tls.secure_by_default() {
+        format!("https://{ep}")
     } else {
         format!("http://{ep}")
     }
+}
+
+/// Where Debian keeps the system's trusted CAs: the roots without `--cacert`.
+const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The TLS settings of `https://` endpoints, from etcdctl's flags.
+fn client_tls(tls: &TlsFlags) -> Result<ClientTlsConfig, CtlError> {
+    let read = |path: &str| {
+        std::fs::read(path).map_err(|e| CtlError::new(BAD_CONNECTION, format!("{path}: {e}")))
+    };
+    if tls.insecure_skip_verify {
+        // tonic's TLS has no way to turn verification off.
+        return Err(CtlError::new(
+            BAD_CONNECTION,
+            "--insecure-skip-tls-verify is not supported by revkvctl; pass the server's CA with --cacert",
+        ));
+    }
+    let ca = if tls.cacert.is_empty() {
+        SYSTEM_CAS
+    } else {
+        &tls.cacert
+    };
+    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    match (tls.cert.is_empty(), tls.key.is_empty()) {
+        (true, true) => {}
+        (false, false) => {
+            config = config.identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+        }
+        _ => {
+            return Err(CtlError::new(
+                BAD_CONNECTION,
+                "--cert and --key must be given together",
+            ))
+        }
+    }
+    Ok(config)
 }
 
 /// A connection to the cluster (all `--endpoints`, balanced).
@@ -106,10 +145,17 @@ impl Conn {
     pub fn open(endpoints: &[String], g: &Global) -> Result<Conn, CtlError> {
         let mut eps = Vec::with_capacity(endpoints.len());
         for ep in endpoints {
-            let e = Endpoint::from_shared(endpoint_url(ep))
+            let url = endpoint_url(ep, &g.tls);
+            let secure = url.starts_with("https://");
+            let mut e = Endpoint::from_shared(url)
                 .map_err(|e| CtlError::new(BAD_CONNECTION, e.to_string()))?
                 .connect_timeout(g.dial_timeout)
                 .tcp_nodelay(true);
+            if secure {
+                e = e
+                    .tls_config(client_tls(&g.tls)?)
+                    .map_err(|e| CtlError::new(BAD_CONNECTION, e.to_string()))?;
+            }
             eps.push(e);
         }
         let channel = match eps.len() {
