@@ -31,7 +31,12 @@ pub(crate) struct Conn {
 
 impl Conn {
     fn new(uri: String, options: &ConnectOptions, connector: &Connector) -> Result<Arc<Conn>> {
-        let channel = endpoint(&uri, options)?.connect_with_connector_lazy(connector.clone());
+        // tonic may refuse `https` with a custom connector (see `Connector::forcing_tls`).
+        let channel = match uri.strip_prefix("https://") {
+            Some(rest) => endpoint(&format!("http://{rest}"), options)?
+                .connect_with_connector_lazy(connector.forcing_tls()),
+            None => endpoint(&uri, options)?.connect_with_connector_lazy(connector.clone()),
+        };
         let unary = UnaryChannel::new(&uri, options, connector.clone())
             .map_err(|e| Error::InvalidArgument(format!("endpoint {uri}: {e}")))?;
         Ok(Arc::new(Conn {

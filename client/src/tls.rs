@@ -189,18 +189,31 @@ impl ServerCertVerifier for AnyServer {
 #[derive(Clone, Default)]
 pub(crate) struct Connector {
     tls: Option<tokio_rustls::TlsConnector>,
+    /// TLS whatever the URI says: tonic, when built with its own TLS (another crate in
+    /// the build may enable it), refuses to hand an `https` URI to a custom connector,
+    /// so the stream channel is given the `http` form and this connector instead.
+    force_tls: bool,
 }
 
 impl Connector {
     pub(crate) fn new(tls: Option<Arc<ClientConfig>>) -> Connector {
         Connector {
             tls: tls.map(tokio_rustls::TlsConnector::from),
+            force_tls: false,
+        }
+    }
+
+    /// This connector, dialing TLS for `http` URIs too.
+    pub(crate) fn forcing_tls(&self) -> Connector {
+        Connector {
+            force_tls: true,
+            ..self.clone()
         }
     }
 
     /// A connection to `uri`.
     pub(crate) async fn dial(&self, uri: Uri) -> io::Result<Stream> {
-        let secure = uri.scheme_str() == Some("https");
+        let secure = self.force_tls || uri.scheme_str() == Some("https");
         let host = uri.host().unwrap_or_default().to_owned();
         let plain = uri_with_scheme(&uri, "http")?;
         let tcp = TcpConnector.call(plain).await?.into_inner();
