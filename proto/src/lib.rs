@@ -21,6 +21,7 @@
 
 pub mod codec;
 pub mod io;
+pub mod tls;
 
 /// etcd's `mvccpb` package: [`mvccpb::KeyValue`] and watch [`mvccpb::Event`]s.
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]

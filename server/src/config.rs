@@ -125,6 +125,26 @@ pub struct Config {
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub auto_tls: bool,
 
+    /// Path to the peer server TLS cert file.
+    #[arg(long, default_value = "")]
+    pub peer_cert_file: String,
+
+    /// Path to the peer server TLS key file.
+    #[arg(long, default_value = "")]
+    pub peer_key_file: String,
+
+    /// Enable peer client cert authentication.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub peer_client_cert_auth: bool,
+
+    /// Path to the peer server TLS trusted CA file.
+    #[arg(long, default_value = "")]
+    pub peer_trusted_ca_file: String,
+
+    /// Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub peer_auto_tls: bool,
+
     /// Log level: debug, info, warn, error.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -153,6 +173,10 @@ pub enum ConfigError {
         "--client-cert-auth needs --trusted-ca-file: the CA that signs the client certificates"
     )]
     ClientCertAuthWithoutCa,
+    #[error("TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url {0} with HTTPS scheme")]
+    PeerTlsFilesMissing(String),
+    #[error("--peer-client-cert-auth needs --peer-trusted-ca-file: the CA that signs the peers' certificates")]
+    PeerClientCertAuthWithoutCa,
     #[error("invalid --auto-compaction-retention {0:?}")]
     BadRetention(String),
 }
@@ -210,7 +234,7 @@ impl Config {
         self.client_listen_addrs()?;
         self.peer_listen_addrs()?;
         for u in &self.initial_advertise_peer_urls {
-            if !is_http_url(u) {
+            if !is_member_url(u) {
                 return Err(ConfigError::BadUrl {
                     flag: "initial-advertise-peer-urls",
                     url: u.clone(),
@@ -226,39 +250,59 @@ impl Config {
         if self.client_cert_auth && self.trusted_ca_file.is_empty() && self.has_tls_listener() {
             return Err(ConfigError::ClientCertAuthWithoutCa);
         }
+        let peer_files = !self.peer_cert_file.is_empty() && !self.peer_key_file.is_empty();
+        for l in self.peer_listen_addrs()? {
+            if l.tls && !self.peer_auto_tls && !peer_files {
+                return Err(ConfigError::PeerTlsFilesMissing(l.url));
+            }
+        }
+        if self.peer_client_cert_auth
+            && self.peer_trusted_ca_file.is_empty()
+            && self
+                .listen_peer_urls
+                .iter()
+                .any(|u| u.starts_with("https://"))
+        {
+            return Err(ConfigError::PeerClientCertAuthWithoutCa);
+        }
         self.auto_compaction()?;
         Ok(())
     }
 
-    pub fn peer_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
-        self.listen_peer_urls
-            .iter()
-            .map(|u| {
-                parse_http_url(u).ok_or(ConfigError::BadUrl {
-                    flag: "listen-peer-urls",
-                    url: u.clone(),
-                    expected: PEER_URL,
-                })
-            })
-            .collect()
+    pub fn peer_listen_addrs(&self) -> Result<Vec<Listener>, ConfigError> {
+        listeners(&self.listen_peer_urls, "listen-peer-urls")
     }
 
-    pub fn client_listen_addrs(&self) -> Result<Vec<ClientListener>, ConfigError> {
-        self.listen_client_urls
-            .iter()
-            .map(|u| {
-                let (tls, addr) = parse_client_url(u).ok_or(ConfigError::BadUrl {
-                    flag: "listen-client-urls",
-                    url: u.clone(),
-                    expected: CLIENT_URL,
-                })?;
-                Ok(ClientListener {
-                    url: u.clone(),
-                    addr,
-                    tls,
-                })
-            })
-            .collect()
+    /// The client side's TLS flags.
+    pub fn client_tls_flags(&self) -> crate::tls::Flags<'_> {
+        crate::tls::Flags {
+            prefix: "",
+            kind: "client",
+            urls: &self.listen_client_urls,
+            cert_file: &self.cert_file,
+            key_file: &self.key_file,
+            client_cert_auth: self.client_cert_auth,
+            trusted_ca_file: &self.trusted_ca_file,
+            auto_tls: self.auto_tls,
+        }
+    }
+
+    /// The peer side's TLS flags (`--peer-*`).
+    pub fn peer_tls_flags(&self) -> crate::tls::Flags<'_> {
+        crate::tls::Flags {
+            prefix: "peer-",
+            kind: "peer",
+            urls: &self.listen_peer_urls,
+            cert_file: &self.peer_cert_file,
+            key_file: &self.peer_key_file,
+            client_cert_auth: self.peer_client_cert_auth,
+            trusted_ca_file: &self.peer_trusted_ca_file,
+            auto_tls: self.peer_auto_tls,
+        }
+    }
+
+    pub fn client_listen_addrs(&self) -> Result<Vec<Listener>, ConfigError> {
+        listeners(&self.listen_client_urls, "listen-client-urls")
     }
 
     /// Whether any client URL is `https://` (the TLS flags apply only to those; etcd
@@ -293,18 +337,34 @@ impl Config {
     }
 }
 
-/// What a peer URL must look like (peer TLS is not implemented).
-const PEER_URL: &str = "http://host:port";
-/// What a client URL must look like.
-const CLIENT_URL: &str = "http://host:port or https://host:port";
+/// What a listen, peer or client URL must look like.
+const URL: &str = "http://host:port or https://host:port";
+const PEER_URL: &str = URL;
 
-/// One `--listen-client-urls` entry.
+/// One `--listen-client-urls` or `--listen-peer-urls` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientListener {
+pub struct Listener {
     pub url: String,
     pub addr: SocketAddr,
     /// `https://`: serve TLS (see [`crate::tls`]).
     pub tls: bool,
+}
+
+fn listeners(urls: &[String], flag: &'static str) -> Result<Vec<Listener>, ConfigError> {
+    urls.iter()
+        .map(|u| {
+            let (tls, addr) = parse_client_url(u).ok_or(ConfigError::BadUrl {
+                flag,
+                url: u.clone(),
+                expected: URL,
+            })?;
+            Ok(Listener {
+                url: u.clone(),
+                addr,
+                tls,
+            })
+        })
+        .collect()
 }
 
 /// Parses `http://host:port` into a socket address (`localhost` is 127.0.0.1).
@@ -334,10 +394,11 @@ fn parse_host_port(rest: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// Whether `url` is `http://host:port` with any host name (advertised URLs need not
-/// be addresses this member can bind).
-pub fn is_http_url(url: &str) -> bool {
+/// Whether `url` is `http://host:port` or `https://host:port` with any host name
+/// (advertised URLs need not be addresses this member can bind).
+pub fn is_member_url(url: &str) -> bool {
     url.strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
         .map(|r| r.trim_end_matches('/'))
         .and_then(|r| r.rsplit_once(':'))
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
@@ -394,7 +455,7 @@ mod tests {
         assert_eq!(c.initial_cluster(), "default=http://localhost:2380");
         assert_eq!(
             c.client_listen_addrs().expect("addrs"),
-            vec![ClientListener {
+            vec![Listener {
                 url: "http://127.0.0.1:2379".into(),
                 addr: "127.0.0.1:2379".parse().expect("addr"),
                 tls: false,
@@ -482,9 +543,10 @@ mod tests {
             Some((false, "[::1]:2379".parse().expect("a")))
         );
         assert_eq!(parse_client_url("unix://x:1"), None);
-        assert!(is_http_url("http://infra1:2380"));
-        assert!(!is_http_url("http://infra1"));
-        assert!(!is_http_url("https://infra1:2380"));
+        assert!(is_member_url("http://infra1:2380"));
+        assert!(!is_member_url("http://infra1"));
+        assert!(is_member_url("https://infra1:2380"));
+        assert!(!is_member_url("unix://infra1:2380"));
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("x"), None);
     }

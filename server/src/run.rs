@@ -23,9 +23,9 @@ pub enum RunError {
     Listen { url: String, source: std::io::Error },
     #[error("cannot listen on peer URL {url}: {source}")]
     ListenPeer { url: String, source: std::io::Error },
-    #[error("cannot set up client TLS: {0}")]
+    #[error("cannot set up TLS: {0}")]
     Tls(#[from] crate::tls::Error),
-    #[error("invalid client TLS certificate or key: {0}")]
+    #[error("invalid TLS certificate or key: {0}")]
     TlsConfig(tonic::transport::Error),
     #[error("cannot start: {0}")]
     Start(#[from] StartError),
@@ -50,22 +50,23 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
             })?;
         listeners.push((bound, l.tls));
     }
-    let tls = crate::tls::client_tls(&cfg)?;
-    if let Some(t) = &tls {
-        // Parse the certificate and key now, before the member starts.
+    let tls = crate::tls::listener_tls(&cfg, &cfg.client_tls_flags())?;
+    let peer_tls = crate::tls::listener_tls(&cfg, &cfg.peer_tls_flags())?;
+    for t in tls.iter().chain(&peer_tls) {
+        // Parse the certificates and keys now, before the member starts.
         tonic::transport::Server::builder()
             .tls_config(t.clone())
             .map_err(RunError::TlsConfig)?;
     }
     let mut peer_listeners = Vec::new();
-    for (url, addr) in cfg.listen_peer_urls.iter().zip(cfg.peer_listen_addrs()?) {
-        let l = TcpListener::bind(addr)
+    for l in cfg.peer_listen_addrs()? {
+        let bound = TcpListener::bind(l.addr)
             .await
             .map_err(|source| RunError::ListenPeer {
-                url: url.clone(),
+                url: l.url.clone(),
                 source,
             })?;
-        peer_listeners.push(l);
+        peer_listeners.push((bound, l.tls));
     }
     let policy = cfg.auto_compaction()?;
     let runtime = tokio::runtime::Handle::current();
@@ -107,10 +108,16 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         );
     }
 
-    for listener in peer_listeners {
+    for (listener, secure) in peer_listeners {
         let mut stop = stop_rx.clone();
+        let mut builder = tonic::transport::Server::builder();
+        if let (true, Some(tls)) = (secure, &peer_tls) {
+            builder = builder
+                .tls_config(tls.clone())
+                .map_err(RunError::TlsConfig)?;
+        }
         serving.spawn(
-            tonic::transport::Server::builder()
+            builder
                 .add_service(server.transport.service())
                 .add_service(crate::api::forward::ForwardService::new(server.clone()))
                 .serve_with_incoming_shutdown(incoming(listener), async move {

@@ -77,6 +77,8 @@ pub enum StartError {
     Transport(#[from] transport::Error),
     #[error("raft snapshots: {0}")]
     Snapshot(#[from] raft_snapshot::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::Error),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -97,10 +99,12 @@ impl Server {
         // completed first (see `storage::checkpoint`).
         storage::checkpoint::recover(&storage)?;
         let dial = Duration::from_secs(2);
+        let dialer = crate::tls::peer_dialer(&cfg)?;
         let fetch_rt = runtime.clone();
+        let fetch_dialer = dialer.clone();
         let fetch = move |urls: &[String]| {
             fetch_rt
-                .block_on(transport::fetch_membership(urls, dial))
+                .block_on(transport::fetch_membership(urls, dial, &fetch_dialer))
                 .map_err(|e| e.to_string())
         };
         let boot = cluster::bootstrap(&storage, &cfg, &fetch)?;
@@ -167,11 +171,14 @@ impl Server {
                     cluster_id,
                     member_id,
                 },
-                TransportConfig::new(
-                    Duration::from_millis(cfg.heartbeat_interval),
-                    Duration::from_millis(cfg.election_timeout),
-                    cfg.max_request_bytes,
-                ),
+                TransportConfig {
+                    connector: dialer,
+                    ..TransportConfig::new(
+                        Duration::from_millis(cfg.heartbeat_interval),
+                        Duration::from_millis(cfg.election_timeout),
+                        cfg.max_request_bytes,
+                    )
+                },
                 mailbox.peer_inbox(),
                 runtime.clone(),
             )

@@ -31,6 +31,8 @@ pub struct ClusterMember {
     /// `new` for the members started together, `existing` for one that joins later.
     initial_cluster_state: String,
     extra_args: Vec<String>,
+    /// `http` or `https` (peer TLS).
+    peer_scheme: &'static str,
     child: Option<Child>,
 }
 
@@ -58,7 +60,7 @@ impl ClusterMember {
     }
 
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("{}://127.0.0.1:{}", self.peer_scheme, self.peer_port)
     }
 
     pub fn client_url(&self) -> String {
@@ -343,6 +345,7 @@ pub struct TestCluster {
     members: Vec<ClusterMember>,
     /// Extra flags every member gets, including members added later.
     args: Vec<String>,
+    peer_scheme: &'static str,
     /// Declared last: removed after the members are killed.
     _dir: TempDir,
 }
@@ -361,9 +364,19 @@ impl TestCluster {
     /// # Panics
     /// If the cluster cannot be started; the message has every member's log tail.
     pub fn start_with(n: usize, args: &[&str]) -> Self {
+        Self::start_scheme(n, args, "http")
+    }
+
+    /// Like [`TestCluster::start_with`] on `https://` peer URLs; `args` must carry the
+    /// peer TLS flags (`--peer-cert-file`, … or `--peer-auto-tls`).
+    pub fn start_peer_tls(n: usize, args: &[&str]) -> Self {
+        Self::start_scheme(n, args, "https")
+    }
+
+    fn start_scheme(n: usize, args: &[&str], peer_scheme: &'static str) -> Self {
         let mut failure = String::new();
         for _attempt in 0..3 {
-            let mut cluster = Self::spawn(n, args);
+            let mut cluster = Self::spawn(n, args, peer_scheme);
             match cluster.wait_healthy() {
                 Ok(()) => return cluster,
                 Err(e) => failure = e,
@@ -372,7 +385,7 @@ impl TestCluster {
         panic!("could not start a {n}-member cluster: {failure}");
     }
 
-    fn spawn(n: usize, args: &[&str]) -> Self {
+    fn spawn(n: usize, args: &[&str], peer_scheme: &'static str) -> Self {
         let target = target();
         let dir = tempfile::Builder::new()
             .prefix("revkv-cluster-")
@@ -383,7 +396,7 @@ impl TestCluster {
         let initial_cluster = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .map(|(i, (_, peer))| format!("m{i}={peer_scheme}://127.0.0.1:{peer}"))
             .collect::<Vec<_>>()
             .join(",");
         let mut members: Vec<ClusterMember> = ports
@@ -399,6 +412,7 @@ impl TestCluster {
                 initial_cluster: initial_cluster.clone(),
                 initial_cluster_state: "new".to_owned(),
                 extra_args: args.iter().map(|s| (*s).to_owned()).collect(),
+                peer_scheme,
                 child: None,
             })
             .collect();
@@ -408,6 +422,7 @@ impl TestCluster {
         TestCluster {
             members,
             args: args.iter().map(|s| (*s).to_owned()).collect(),
+            peer_scheme,
             _dir: dir,
         }
     }
@@ -430,7 +445,10 @@ impl TestCluster {
             .iter()
             .map(|m| format!("{}={}", m.name, m.peer_url()))
             .collect();
-        initial.push(format!("{name}=http://127.0.0.1:{peer_port}"));
+        initial.push(format!(
+            "{name}={}://127.0.0.1:{peer_port}",
+            self.peer_scheme
+        ));
         self.members.push(ClusterMember {
             target,
             name: name.to_owned(),
@@ -441,6 +459,7 @@ impl TestCluster {
             initial_cluster: initial.join(","),
             initial_cluster_state: "existing".to_owned(),
             extra_args: self.args.clone(),
+            peer_scheme: self.peer_scheme,
             child: None,
         });
         self.members.len() - 1

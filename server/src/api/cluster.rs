@@ -167,7 +167,7 @@ impl ClusterService {
 
 /// etcd refuses member URLs it cannot parse ("given member URLs are invalid").
 fn check_urls(urls: &[String]) -> Result<(), Error> {
-    if urls.is_empty() || !urls.iter().all(|u| crate::config::is_http_url(u)) {
+    if urls.is_empty() || !urls.iter().all(|u| crate::config::is_member_url(u)) {
         return Err(cluster::Error::BadUrls.into());
     }
     Ok(())

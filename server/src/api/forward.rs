@@ -117,11 +117,12 @@ impl LeaderLink {
             .get(leader)
             .and_then(|m| m.peer_urls.first().cloned())
             .ok_or(raft::Error::NoLeader)?;
-        let channel = Endpoint::from_shared(url)
+        let (target, dialer) = server.transport.connector().for_tonic(&url);
+        let channel = Endpoint::from_shared(target)
             .map_err(|_| raft::Error::NoLeader)?
             .connect_timeout(server.cfg.request_timeout())
             .timeout(server.cfg.request_timeout())
-            .connect_with_connector_lazy(revkv_proto::io::TcpConnector);
+            .connect_with_connector_lazy(dialer);
         let client = ForwardClient::new(channel);
         *current = Some((leader, client.clone()));
         Ok(client)

@@ -36,8 +36,8 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use raft::prelude::Message;
-use revkv_proto::io::TcpConnector;
 use revkv_proto::revkvpb;
+use revkv_proto::tls::Connector;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -122,12 +122,13 @@ async fn dial(
     cfg: &TransportConfig,
 ) -> Result<revkv_proto::revkvpb::peer_client::PeerClient<tonic::transport::Channel>, Error> {
     let dial = cfg.dial_timeout;
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+    let (target, dialer) = cfg.connector.for_tonic(url);
+    let endpoint = tonic::transport::Endpoint::from_shared(target)
         .map_err(|_| Error::BadUrl(url.to_string()))?
         .connect_timeout(dial)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5));
-    let channel = tokio::time::timeout(dial, endpoint.connect_with_connector(TcpConnector))
+    let channel = tokio::time::timeout(dial, endpoint.connect_with_connector(dialer))
         .await
         .map_err(|_| Error::Timeout(dial))??;
     Ok(revkv_proto::revkvpb::peer_client::PeerClient::new(channel)
@@ -200,6 +201,8 @@ pub struct TransportConfig {
     /// (two followers) still count as active: the reconfiguration checks
     /// (`cluster::reconfig`) need every voter connected.
     pub link_heartbeat: Duration,
+    /// How peers are dialed: TLS for `https://` peer URLs (`crate::tls::peer_dialer`).
+    pub connector: Connector,
 }
 
 impl TransportConfig {
@@ -217,6 +220,7 @@ impl TransportConfig {
             active_window: election,
             ack_interval: heartbeat,
             link_heartbeat: election / 3,
+            connector: Connector::new(None),
         }
     }
 }
@@ -291,7 +295,7 @@ impl Transport {
             return Err(Error::BadUrl(String::new()));
         }
         for url in &urls {
-            if !crate::config::is_http_url(url) {
+            if !crate::config::is_member_url(url) {
                 return Err(Error::BadUrl(url.clone()));
             }
         }
@@ -397,6 +401,11 @@ impl Transport {
             .max_encoding_message_size(self.cfg.max_message_bytes)
     }
 
+    /// How this member dials its peers (also for requests it forwards to the leader).
+    pub fn connector(&self) -> &Connector {
+        &self.cfg.connector
+    }
+
     pub fn activity(&self) -> &PeerActivity {
         &self.activity
     }
@@ -417,10 +426,11 @@ impl Transport {
 pub async fn fetch_membership(
     urls: &[String],
     timeout: Duration,
+    connector: &Connector,
 ) -> Result<revkvpb::Membership, Error> {
     let mut last = Error::BadUrl(String::new());
     for url in urls {
-        match fetch_one(url, timeout).await {
+        match fetch_one(url, timeout, connector).await {
             Ok(m) => return Ok(m),
             Err(e) => {
                 tracing::warn!(url, error = %e, "cannot fetch the membership from peer");
@@ -431,12 +441,17 @@ pub async fn fetch_membership(
     Err(last)
 }
 
-async fn fetch_one(url: &str, timeout: Duration) -> Result<revkvpb::Membership, Error> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+async fn fetch_one(
+    url: &str,
+    timeout: Duration,
+    connector: &Connector,
+) -> Result<revkvpb::Membership, Error> {
+    let (target, dialer) = connector.for_tonic(url);
+    let endpoint = tonic::transport::Endpoint::from_shared(target)
         .map_err(|_| Error::BadUrl(url.to_string()))?
         .connect_timeout(timeout)
         .timeout(timeout);
-    let channel = tokio::time::timeout(timeout, endpoint.connect_with_connector(TcpConnector))
+    let channel = tokio::time::timeout(timeout, endpoint.connect_with_connector(dialer))
         .await
         .map_err(|_| Error::Timeout(timeout))??;
     let mut client = revkvpb::peer_client::PeerClient::new(channel);

@@ -263,6 +263,7 @@ async fn a_removed_member_is_told_so_and_a_joiner_can_fetch_the_membership() {
     let fetched = fetch_membership(
         &["http://127.0.0.1:1".to_string(), b_url.clone()],
         Duration::from_secs(2),
+        &revkv_proto::tls::Connector::new(None),
     )
     .await
     .expect("fetched from the second URL");
