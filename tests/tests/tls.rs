@@ -102,6 +102,20 @@ fn stock_etcdctl() -> bool {
     std::env::var_os(revkv_tests::etcdctl::ETCDCTL_BIN_ENV).is_none()
 }
 
+/// A server on an `https://` URL that admits only clients with a certificate from
+/// the test CA.
+fn start_client_cert_auth(pki: &Pki) -> TestServer {
+    TestServer::start_tls(&[
+        "--cert-file",
+        s(&pki.server_cert),
+        "--key-file",
+        s(&pki.server_key),
+        "--client-cert-auth",
+        "--trusted-ca-file",
+        s(&pki.ca),
+    ])
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
@@ -157,15 +171,7 @@ fn etcdctl_talks_tls_to_an_https_client_url() {
 #[test]
 fn client_cert_auth_admits_only_certificates_the_trusted_ca_signed() {
     let pki = pki();
-    let server = TestServer::start_tls(&[
-        "--cert-file",
-        s(&pki.server_cert),
-        "--key-file",
-        s(&pki.server_key),
-        "--client-cert-auth",
-        "--trusted-ca-file",
-        s(&pki.ca),
-    ]);
+    let server = start_client_cert_auth(&pki);
     let (ctl, flags) = ctl(
         &server,
         &[
@@ -264,15 +270,7 @@ fn an_https_url_without_a_certificate_is_refused_at_start() {
 async fn revkv_client_speaks_tls_with_a_client_certificate() {
     use revkv_client::{Client, ConnectOptions, Kv, TlsOptions, WatchOptions};
     let pki = pki();
-    let server = TestServer::start_tls(&[
-        "--cert-file",
-        s(&pki.server_cert),
-        "--key-file",
-        s(&pki.server_key),
-        "--client-cert-auth",
-        "--trusted-ca-file",
-        s(&pki.ca),
-    ]);
+    let server = start_client_cert_auth(&pki);
     let tls = TlsOptions::new()
         .with_ca_file(&pki.ca)
         .with_identity(&pki.client_cert, &pki.client_key);
