@@ -95,9 +95,6 @@ pub fn endpoint_url(ep: &str, tls: &TlsFlags) -> String {
     }
 }
 
-/// Where Debian keeps the system's trusted CAs: the roots without `--cacert`.
-const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 /// The TLS settings of `https://` endpoints, from etcdctl's flags.
 fn client_tls(tls: &TlsFlags) -> Result<ClientTlsConfig, CtlError> {
     let read = |path: &str| {
@@ -111,7 +108,7 @@ fn client_tls(tls: &TlsFlags) -> Result<ClientTlsConfig, CtlError> {
         ));
     }
     let ca = if tls.cacert.is_empty() {
-        SYSTEM_CAS
+        revkv_proto::tls::SYSTEM_CAS
     } else {
         &tls.cacert
     };
