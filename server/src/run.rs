@@ -101,6 +101,10 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         serving.spawn(
             builder
                 .accept_http1(true)
+                .layer(crate::api::unary::UnaryKvLayer::new(
+                    server.clone(),
+                    crate::api::max_request_message(&server),
+                ))
                 .add_routes(tonic::service::Routes::from(routes))
                 .serve_with_incoming_shutdown(incoming(listener), async move {
                     let _ = stop.wait_for(|s| *s).await;

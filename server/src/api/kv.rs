@@ -10,7 +10,7 @@ use revkv_proto::etcdserverpb::{
 use revkv_proto::revkvpb::internal_raft_request::Request as Internal;
 use tonic::{Request, Response, Status};
 
-use super::{instrumented, propose, quota, validate};
+use super::{observed, propose, quota, validate};
 use crate::apply;
 use crate::server::Server;
 use crate::Error;
@@ -92,43 +92,63 @@ fn is_serializable(req: &TxnRequest) -> bool {
         })
 }
 
+/// The five calls as both paths serve them: handled, mapped to etcd's status, and
+/// counted in the RPC metrics. tonic's service below and [`super::unary`] call these.
+impl KvService {
+    pub(crate) async fn range_rpc(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
+        observed(&self.server, SERVICE, "Range", self.range(r)).await
+    }
+
+    pub(crate) async fn put_rpc(&self, r: PutRequest) -> Result<PutResponse, Status> {
+        observed(&self.server, SERVICE, "Put", self.put(r)).await
+    }
+
+    pub(crate) async fn delete_range_rpc(
+        &self,
+        r: DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, Status> {
+        observed(&self.server, SERVICE, "DeleteRange", self.delete_range(r)).await
+    }
+
+    pub(crate) async fn txn_rpc(&self, r: TxnRequest) -> Result<TxnResponse, Status> {
+        observed(&self.server, SERVICE, "Txn", self.txn(r)).await
+    }
+
+    pub(crate) async fn compact_rpc(
+        &self,
+        r: CompactionRequest,
+    ) -> Result<CompactionResponse, Status> {
+        observed(&self.server, SERVICE, "Compact", self.compact(r)).await
+    }
+}
+
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, r: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
-        instrumented(&self.server, SERVICE, "Range", self.range(r.into_inner())).await
+        self.range_rpc(r.into_inner()).await.map(Response::new)
     }
 
     async fn put(&self, r: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        instrumented(&self.server, SERVICE, "Put", self.put(r.into_inner())).await
+        self.put_rpc(r.into_inner()).await.map(Response::new)
     }
 
     async fn delete_range(
         &self,
         r: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        instrumented(
-            &self.server,
-            SERVICE,
-            "DeleteRange",
-            self.delete_range(r.into_inner()),
-        )
-        .await
+        self.delete_range_rpc(r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn txn(&self, r: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        instrumented(&self.server, SERVICE, "Txn", self.txn(r.into_inner())).await
+        self.txn_rpc(r.into_inner()).await.map(Response::new)
     }
 
     async fn compact(
         &self,
         r: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
-        instrumented(
-            &self.server,
-            SERVICE,
-            "Compact",
-            self.compact(r.into_inner()),
-        )
-        .await
+        self.compact_rpc(r.into_inner()).await.map(Response::new)
     }
 }

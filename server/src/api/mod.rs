@@ -13,6 +13,7 @@ pub mod lease;
 pub mod maintenance;
 pub mod quota;
 pub mod status;
+pub mod unary;
 pub mod validate;
 pub mod watch;
 
@@ -42,8 +43,20 @@ pub(crate) async fn instrumented<T>(
     method: &'static str,
     fut: impl Future<Output = Result<T, Error>>,
 ) -> Result<Response<T>, Status> {
+    observed(server, service, method, fut)
+        .await
+        .map(Response::new)
+}
+
+/// [`instrumented`] without tonic's response wrapper, for [`unary`]'s direct path.
+pub(crate) async fn observed<T>(
+    server: &Server,
+    service: &'static str,
+    method: &'static str,
+    fut: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Status> {
     let start = Instant::now();
-    let result = fut.await.map(Response::new).map_err(Status::from);
+    let result = fut.await.map_err(Status::from);
     let code = match &result {
         Ok(_) => tonic::Code::Ok,
         Err(s) => s.code(),
@@ -76,10 +89,16 @@ pub(crate) fn applied<T: Applied>(server: &Server, r: crate::apply::Response) ->
     Ok(resp)
 }
 
+/// The largest request message the services decode: `--max-request-bytes` plus the
+/// 512 KiB of framing overhead etcd's gRPC server allows on top.
+pub fn max_request_message(server: &Server) -> usize {
+    server.cfg.max_request_bytes + 512 * 1024
+}
+
 /// All six etcd services, sized by `--max-request-bytes` like etcd's gRPC server
 /// (which allows 512 KiB of framing overhead on top).
 pub fn routes(server: Arc<Server>) -> Routes {
-    let max = server.cfg.max_request_bytes + 512 * 1024;
+    let max = max_request_message(&server);
     Routes::new(
         KvServer::new(kv::KvService::new(server.clone()))
             .max_decoding_message_size(max)
