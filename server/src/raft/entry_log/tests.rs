@@ -25,6 +25,7 @@ fn segment_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("read dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(SUFFIX))
         .collect();
     names.sort();
     names
@@ -229,4 +230,32 @@ fn the_cache_serves_recent_entries_and_agrees_with_the_files() {
     log.append(&entries(2..=2, 3, 30))
         .expect("overwrite uncached");
     assert_eq!(indexes_and_terms(&log), vec![(1, 1), (2, 3)]);
+}
+
+#[test]
+fn segments_are_made_zero_filled_at_full_size_and_the_spare_is_used_then_cleared() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = EntryLogConfig {
+        segment_bytes: 4096,
+        cache_bytes: 0,
+    };
+    let mut log = EntryLog::open(dir.path(), cfg.clone()).expect("open");
+    let first = std::fs::read(segment_path(dir.path(), 0)).expect("read segment 0");
+    assert_eq!(first.len(), 4096);
+    assert!(
+        first.iter().all(|&b| b == 0),
+        "a fresh segment is all zeros"
+    );
+    // Past one segment: the roll renames the helper's spare into segment 1.
+    log.append(&entries(1..=60, 1, 100)).expect("append");
+    log.sync().expect("sync");
+    assert!(segment_files(dir.path()).len() >= 2);
+    let second = std::fs::metadata(segment_path(dir.path(), 1)).expect("segment 1");
+    assert_eq!(second.len(), 4096);
+    drop(log);
+    // Dropping waits for the helper, so its spare is complete; open clears it.
+    assert!(dir.path().join(SPARE).exists(), "the next spare was made");
+    let log = EntryLog::open(dir.path(), cfg).expect("reopen");
+    assert!(!dir.path().join(SPARE).exists());
+    assert_eq!(indexes_and_terms(&log).len(), 60);
 }
