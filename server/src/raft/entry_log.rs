@@ -333,8 +333,8 @@ impl EntryLog {
         self.slots.get(i as usize).map(|s| s.term)
     }
 
-    /// Makes segment `seq` the one written to, from the helper's spare file when
-    /// there is one, and starts the helper on the next.
+    /// Makes segment `seq` the one written to, from the helper's spare file when it
+    /// made one (see [`EntryLog::maybe_start_spare`]).
     fn add_segment(&mut self, seq: u64) -> Result<()> {
         let path = segment_path(&self.dir, seq);
         let spare = self.dir.join(SPARE);
