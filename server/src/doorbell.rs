@@ -128,6 +128,11 @@ impl<T> Sender<T> {
         self.bell.ring();
         Ok(())
     }
+
+    /// Whether nothing is queued (the receiver has taken everything sent so far).
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty()
+    }
 }
 
 impl<T> Drop for Sender<T> {

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::alarm::Alarms;
 use crate::api::validate::RequestError;
 use crate::apply::member::{MemberEffect, Members};
-use crate::apply::{Applier, Outcome, Response};
+use crate::apply::{handoff, Applier, Outcome, Response};
 use crate::cluster::{self, Change, Membership};
 use crate::config::Config;
 use crate::doorbell::{self, Doorbell};
@@ -149,8 +149,17 @@ impl Server {
         let wait: Arc<Wait<Outcome>> = Arc::default();
         let metrics = Arc::new(Metrics::default());
         let apply_bell = Doorbell::default();
-        let (committed_tx, committed_rx) = doorbell::unbounded(&apply_bell);
         let (install_tx, install_rx) = doorbell::unbounded(&apply_bell);
+        let (fatal, _) = watch::channel(None);
+        let fatal_inline = fatal.clone();
+        let (handoff, apply_loop) = handoff::channel(
+            &apply_bell,
+            install_rx,
+            Box::new(move |why| {
+                fatal_inline.send_replace(Some(why));
+            }),
+            handoff::INLINE_MAX_ENTRIES,
+        );
         let drop_wait = wait.clone();
         let drop_metrics = metrics.clone();
         let fsync_metrics = metrics.clone();
@@ -195,7 +204,7 @@ impl Server {
             log,
             applied_index,
             NodeSinks {
-                committed: committed_tx,
+                committed: Box::new(move |entries| handoff.deliver(entries)),
                 on_drop: Box::new(move |id, err| {
                     drop_metrics
                         .proposals_failed
@@ -210,7 +219,6 @@ impl Server {
         )?;
 
         let (applied_tx, applied_rx) = watch::channel(applied_index);
-        let (fatal, _) = watch::channel(None);
         let alarms = Arc::new(Alarms::load(store.storage())?);
         let leases = Arc::new(Lessor::open(
             store.storage().clone(),
@@ -267,14 +275,12 @@ impl Server {
             applied: applied_index,
             members,
             alarms: alarms.clone(),
-            installs: install_rx,
-            bell: apply_bell,
         };
         let fatal_apply = fatal.clone();
         let apply_thread = std::thread::Builder::new()
             .name("apply".into())
             .spawn(move || {
-                if let Err(e) = applier.run(committed_rx) {
+                if let Err(e) = apply_loop.run(applier) {
                     tracing::error!(error = %e, "apply failed; stopping");
                     fatal_apply.send_replace(Some(format!("apply failed: {e}")));
                 }

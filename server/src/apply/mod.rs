@@ -1,11 +1,13 @@
 //! The state machine: committed raft entries -> the keyspace.
 //!
-//! One applier thread consumes committed entries in order. Each batch of entries it
-//! receives becomes one [`ApplyBatch`] — one RocksDB write that also records the
+//! The applier consumes committed entries in order, on its own thread or, for a small
+//! batch that finds it idle, on the raft thread (see [`handoff`]). Each batch of
+//! entries becomes one [`ApplyBatch`] — one RocksDB write that also records the
 //! applied index — so replay after a crash starts exactly after the last batch that
 //! reached disk and never applies an entry twice. Apply reads no clock and no other
 //! local state, so every member computes the same result from the same log.
 
+pub mod handoff;
 pub mod kv;
 pub mod lease;
 pub mod member;
@@ -15,7 +17,6 @@ pub mod txn;
 
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, TryRecvError};
 use prost::Message as _;
 use raft::prelude::{Entry, EntryType};
 use revkv_proto::etcdserverpb::{
@@ -27,7 +28,6 @@ use revkv_proto::revkvpb::{internal_raft_request::Request, InternalRaftRequest};
 
 use crate::alarm::Alarms;
 use crate::cluster::Change;
-use crate::doorbell::Doorbell;
 use crate::lease::Lessor;
 use crate::mvcc::{self, compact::Compactor, ApplyBatch, KvStore};
 use crate::wait::Wait;
@@ -113,7 +113,7 @@ pub trait Leases: Send + Sync {
     fn exists(&self, id: i64) -> bool;
 }
 
-/// Everything the applier thread needs.
+/// The state machine's writer: everything applying an entry needs.
 pub struct Applier {
     pub store: Arc<KvStore>,
     pub leases: Arc<Lessor>,
@@ -129,52 +129,9 @@ pub struct Applier {
     pub members: member::Members,
     /// The cluster's alarms (shared with the API, which lists them).
     pub alarms: Arc<Alarms>,
-    /// Snapshot installs the raft task asks for (see `restore.rs`).
-    pub installs: Receiver<crate::raft::snapshot::InstallJob>,
-    /// Rung by the senders of both channels; the applier parks on it when idle.
-    pub bell: Doorbell,
 }
 
-/// Most entries folded into one write batch.
-const MAX_BATCH_ENTRIES: usize = 4096;
-
 impl Applier {
-    /// Applies batches until the raft task hangs up; an error here is a storage failure
-    /// that leaves the member unable to continue.
-    pub fn run(mut self, rx: Receiver<Vec<Entry>>) -> Result<(), crate::Error> {
-        let mut installs = self.installs.clone();
-        self.bell.attach();
-        loop {
-            // An install overtakes entries queued before it: those are at or below the
-            // snapshot's index, which the install marks applied, so they are skipped;
-            // entries above it are only sent after the install finished.
-            match installs.try_recv() {
-                Ok(job) => {
-                    self.install(job)?;
-                    continue;
-                }
-                Err(TryRecvError::Empty) => {}
-                // Entries may still be queued: keep applying them.
-                Err(TryRecvError::Disconnected) => installs = crossbeam_channel::never(),
-            }
-            let mut entries = match rx.try_recv() {
-                Ok(e) => e,
-                Err(TryRecvError::Empty) => {
-                    self.bell.wait();
-                    continue;
-                }
-                Err(TryRecvError::Disconnected) => return Ok(()),
-            };
-            while entries.len() < MAX_BATCH_ENTRIES {
-                match rx.try_recv() {
-                    Ok(more) => entries.extend(more),
-                    Err(_) => break,
-                }
-            }
-            self.apply_entries(&entries)?;
-        }
-    }
-
     fn apply_entries(&mut self, entries: &[Entry]) -> Result<(), crate::Error> {
         let Some(last) = entries.last().map(|e| e.index) else {
             return Ok(());

@@ -162,8 +162,9 @@ impl PeerInbox {
 
 /// Where the raft task delivers its results.
 pub struct NodeSinks {
-    /// Committed entries, in order, to the applier.
-    pub committed: crate::doorbell::Sender<Vec<Entry>>,
+    /// Hands committed entries, in order, to the applier (which may apply them on the
+    /// calling thread, see `apply::handoff`); false once the applier has stopped.
+    pub committed: Box<dyn Fn(Vec<Entry>) -> bool + Send>,
     /// Called when a proposal can never commit.
     pub on_drop: Box<dyn Fn(u64, Error) + Send>,
     /// Messages for peers.
@@ -649,10 +650,11 @@ impl Node {
         if entries.is_empty() {
             return Ok(());
         }
-        self.sinks
-            .committed
-            .send(entries)
-            .map_err(|_| Error::Stopped)
+        if (self.sinks.committed)(entries) {
+            Ok(())
+        } else {
+            Err(Error::Stopped)
+        }
     }
 
     fn fail_all(&mut self, err: Error) {
