@@ -204,7 +204,7 @@ impl Server {
             log,
             applied_index,
             NodeSinks {
-                committed: Box::new(move |entries| handoff.deliver(entries)),
+                committed: Box::new(move |entries, spare| handoff.deliver(entries, spare)),
                 on_drop: Box::new(move |id, err| {
                     drop_metrics
                         .proposals_failed

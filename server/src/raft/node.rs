@@ -162,9 +162,10 @@ impl PeerInbox {
 
 /// Where the raft task delivers its results.
 pub struct NodeSinks {
-    /// Hands committed entries, in order, to the applier (which may apply them on the
-    /// calling thread, see `apply::handoff`); false once the applier has stopped.
-    pub committed: Box<dyn Fn(Vec<Entry>) -> bool + Send>,
+    /// Hands committed entries, in order, to the applier, saying whether the raft task
+    /// can spare the time to apply them on its own thread (see `apply::handoff`);
+    /// false once the applier has stopped.
+    pub committed: Box<dyn Fn(Vec<Entry>, bool) -> bool + Send>,
     /// Called when a proposal can never commit.
     pub on_drop: Box<dyn Fn(u64, Error) + Send>,
     /// Messages for peers.
@@ -650,7 +651,13 @@ impl Node {
         if entries.is_empty() {
             return Ok(());
         }
-        if (self.sinks.committed)(entries) {
+        // Whether this thread can spare the time to apply: a sole voter's mostly waits
+        // on its fsync; in a cluster of several (where a leader's raft thread is the
+        // busiest stage) only when nothing waits in the mailbox, as it would park next.
+        let conf = self.raw.raft.prs().conf();
+        let sole_voter = conf.voters().ids().len() == 1 && conf.learners().is_empty();
+        let spare = sole_voter || (self.rx.is_empty() && self.deferred.is_empty());
+        if (self.sinks.committed)(entries, spare) {
             Ok(())
         } else {
             Err(Error::Stopped)

@@ -92,6 +92,12 @@ fn setup(gate: Option<(u64, crossbeam_channel::Receiver<()>)>, fail_at: Option<u
     }
 }
 
+impl Handoff<Recorder> {
+    fn deliver_idle(&self, entries: Vec<Entry>) -> bool {
+        self.deliver(entries, true)
+    }
+}
+
 impl Running {
     fn start(&mut self) {
         let (l, r) = (
@@ -124,14 +130,14 @@ impl Running {
 fn a_small_batch_that_finds_the_applier_idle_is_applied_by_the_caller() {
     let mut r = setup(None, None);
     r.start();
-    assert!(r.handoff.deliver(normal(1..=1)));
+    assert!(r.handoff.deliver_idle(normal(1..=1)));
     r.wait_for(1);
     // The apply thread has let go of the lock once the queue is empty; the next small
     // batch is applied before `deliver` returns.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut next = 2;
     loop {
-        assert!(r.handoff.deliver(normal(next..=next)));
+        assert!(r.handoff.deliver_idle(normal(next..=next)));
         let log = r.log.lock().clone();
         if log.last() == Some(&(next, false)) {
             break;
@@ -144,14 +150,25 @@ fn a_small_batch_that_finds_the_applier_idle_is_applied_by_the_caller() {
 }
 
 #[test]
+fn a_busy_caller_queues_even_a_small_batch() {
+    let mut r = setup(None, None);
+    r.start();
+    for i in 1..=20 {
+        assert!(r.handoff.deliver(normal(i..=i), false));
+    }
+    let log = r.wait_for(20);
+    assert_eq!(log, (1..=20).map(|i| (i, true)).collect::<Vec<_>>());
+}
+
+#[test]
 fn large_batches_and_conf_changes_go_to_the_apply_thread() {
     let mut r = setup(None, None);
     r.start();
     let big = INLINE_MAX_ENTRIES as u64 + 1;
-    assert!(r.handoff.deliver(normal(1..=big)));
+    assert!(r.handoff.deliver_idle(normal(1..=big)));
     assert!(r
         .handoff
-        .deliver(vec![entry(big + 1, EntryType::EntryConfChange)]));
+        .deliver_idle(vec![entry(big + 1, EntryType::EntryConfChange)]));
     let log = r.wait_for(big as usize + 1);
     assert_eq!(log, (1..=big + 1).map(|i| (i, true)).collect::<Vec<_>>());
 }
@@ -163,11 +180,11 @@ fn batches_stay_in_commit_order_while_the_apply_thread_is_busy() {
     r.start();
     // Too large to apply inline, so the apply thread takes it and is held inside it.
     let big = INLINE_MAX_ENTRIES as u64 + 1;
-    assert!(r.handoff.deliver(normal(1..=big)));
+    assert!(r.handoff.deliver_idle(normal(1..=big)));
     std::thread::sleep(Duration::from_millis(20));
     // Small, and the queue is empty, but the apply thread holds the applier.
-    assert!(r.handoff.deliver(normal(big + 1..=big + 1)));
-    assert!(r.handoff.deliver(normal(big + 2..=big + 3)));
+    assert!(r.handoff.deliver_idle(normal(big + 1..=big + 1)));
+    assert!(r.handoff.deliver_idle(normal(big + 2..=big + 3)));
     assert!(r.log.lock().is_empty(), "applied past a held batch");
     release.send(()).expect("release");
     let log = r.wait_for(big as usize + 3);
@@ -181,8 +198,8 @@ fn batches_stay_in_commit_order_while_the_apply_thread_is_busy() {
 #[test]
 fn everything_is_queued_until_the_apply_thread_starts() {
     let mut r = setup(None, None);
-    assert!(r.handoff.deliver(normal(1..=1)));
-    assert!(r.handoff.deliver(normal(2..=3)));
+    assert!(r.handoff.deliver_idle(normal(1..=1)));
+    assert!(r.handoff.deliver_idle(normal(2..=3)));
     assert!(r.log.lock().is_empty());
     r.start();
     assert_eq!(r.wait_for(3), vec![(1, true), (2, true), (3, true)]);
@@ -192,16 +209,16 @@ fn everything_is_queued_until_the_apply_thread_starts() {
 fn after_a_failed_apply_nothing_more_is_applied() {
     let mut r = setup(None, Some(2));
     r.start();
-    assert!(r.handoff.deliver(normal(1..=1)));
+    assert!(r.handoff.deliver_idle(normal(1..=1)));
     r.wait_for(1);
     // Index 2 fails wherever it is applied (inline: refused at once; queued: by the
     // apply thread); after that every delivery is refused.
-    let mut refused = !r.handoff.deliver(normal(2..=2));
+    let mut refused = !r.handoff.deliver_idle(normal(2..=2));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !refused {
         assert!(Instant::now() < deadline, "a failed apply was not reported");
         std::thread::sleep(Duration::from_millis(1));
-        refused = !r.handoff.deliver(normal(3..=3));
+        refused = !r.handoff.deliver_idle(normal(3..=3));
     }
     // The raft task's end going away is what stops an idle apply thread.
     drop(r.handoff);

@@ -35,7 +35,7 @@ fn start(tick: Duration) -> Running {
     let (committed_tx, committed) = crate::doorbell::unbounded(&Doorbell::default());
     let (install, _) = crate::doorbell::unbounded(&Doorbell::default());
     let sinks = NodeSinks {
-        committed: Box::new(move |entries| committed_tx.send(entries).is_ok()),
+        committed: Box::new(move |entries, _| committed_tx.send(entries).is_ok()),
         on_drop: Box::new(|_, _| {}),
         transport: Box::new(|_| {}),
         on_fsync: Box::new(|_| {}),
