@@ -582,3 +582,35 @@ async fn messages_past_the_grpc_limit_are_refused_and_the_server_serves_on() {
     let got = c.get("small", None).await.expect("get after");
     assert_eq!(got.kvs()[0].value(), b"ok");
 }
+
+/// The same refusal, in the same words, from the other services: a unary call
+/// (`MemberAdd`) and a stream (`Watch`, which ends with it). The member serves on.
+#[tokio::test]
+async fn other_services_refuse_oversized_messages_in_the_same_words() {
+    let (_s, mut c) = start().await;
+    let url = format!("http://{}", "a".repeat(2_621_440));
+    let (code, msg) = status(c.member_add([url], None).await);
+    assert_eq!(code, Code::ResourceExhausted, "{msg}");
+    // The request: the URL's tag, its 4-byte length, and 2,621,447 bytes of URL.
+    assert_eq!(
+        msg,
+        "grpc: received message larger than max (2621452 vs. 2097152)"
+    );
+
+    // etcd's answer has no headers before the status, so the client sees it when the
+    // stream opens; revkv's stream opens first and ends with it.
+    let (code, msg) = match c.watch(vec![b'k'; 2_621_440], None).await {
+        Ok(mut stream) => status(stream.message().await),
+        Err(e) => status::<()>(Err(e)),
+    };
+    assert_eq!(code, Code::ResourceExhausted, "{msg}");
+    // A WatchRequest holding a WatchCreateRequest (2,621,445 bytes) holding the key.
+    assert_eq!(
+        msg,
+        "grpc: received message larger than max (2621450 vs. 2097152)"
+    );
+
+    c.put("small", "ok", None).await.expect("put after");
+    let got = c.get("small", None).await.expect("get after");
+    assert_eq!(got.kvs()[0].value(), b"ok");
+}

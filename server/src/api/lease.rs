@@ -20,7 +20,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::forward::LeaderLink;
-use super::{instrumented, propose, quota};
+use super::{instrumented, oversize, propose, quota};
 use crate::apply::Leases;
 use crate::lease::{self, Renewal, MAX_LEASE_TTL};
 use crate::metrics::Rpc;
@@ -249,7 +249,14 @@ async fn keep_alive_stream(
         let req = match req {
             Ok(Some(req)) => req,
             Ok(None) => break tonic::Code::Ok,
-            Err(status) => break status.code(),
+            // etcd ends the stream with the receive error (an oversized request
+            // message, say).
+            Err(status) => {
+                let status = oversize::translate(status);
+                let code = status.code();
+                let _ = tx.send(Err(status)).await;
+                break code;
+            }
         };
         let resp = keep_alive_one(&server, &link, &req)
             .await

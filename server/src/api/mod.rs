@@ -11,6 +11,7 @@ pub mod forward;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
+pub mod oversize;
 pub mod quota;
 pub mod status;
 pub mod unary;

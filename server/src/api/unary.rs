@@ -11,8 +11,9 @@
 //!
 //! A request message larger than the limit is refused as etcd's gRPC server (grpc-go)
 //! refuses it, `ResourceExhausted` "grpc: received message larger than max (N vs.
-//! M)", before the whole body is read; tonic's router says `OutOfRange` with its own
-//! words. The other framing errors keep tonic's statuses (a missing or truncated
+//! M)", before the whole body is read; for the router's unary calls tonic's
+//! `OutOfRange` refusal is translated into the same words (see [`super::oversize`]).
+//! The other framing errors keep tonic's statuses (a missing or truncated
 //! message and a compressed-flag without `grpc-encoding` are `Internal`). Requests
 //! that declare a `grpc-encoding` other than identity take the router's path.
 
@@ -32,6 +33,7 @@ use tonic::codegen::Service;
 use tonic::Status;
 
 use super::kv::KvService;
+use super::oversize;
 use crate::server::Server;
 
 /// gRPC's message prefix: a compressed flag and a big-endian length.
@@ -138,7 +140,11 @@ where
             }
             None => {
                 let routed = self.inner.call(req);
-                Box::pin(async move { routed.await.map(|r| r.map(ReplyBody::Routed)) })
+                Box::pin(async move {
+                    let mut r = routed.await?;
+                    oversize::translate_headers(r.headers_mut());
+                    Ok(r.map(ReplyBody::Routed))
+                })
             }
         }
     }
@@ -246,9 +252,7 @@ fn check_prefix(buf: &[u8], max: usize) -> Result<usize, Status> {
     }
     let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
     if len > max {
-        return Err(Status::resource_exhausted(format!(
-            "grpc: received message larger than max ({len} vs. {max})"
-        )));
+        return Err(oversize::too_large(len, max));
     }
     Ok(len)
 }

@@ -27,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::oversize;
 use super::status::watch_cancel_reason;
 use crate::mvcc::history;
 use crate::server::Server;
@@ -119,7 +120,14 @@ impl Session {
                 _ = ticker.tick() => Step::Tick,
             };
             let sent = match step {
-                Step::ClientGone | Step::Request(Some(Err(_))) | Step::Delivery(None) => break,
+                Step::ClientGone | Step::Delivery(None) => break,
+                // etcd ends the stream with the receive error (an oversized request
+                // message, say); the client may already be gone, so a failed send
+                // changes nothing.
+                Step::Request(Some(Err(status))) => {
+                    let _ = self.out.send(Err(oversize::translate(status))).await;
+                    break;
+                }
                 Step::Request(None) => {
                     inbound_open = false;
                     Ok(())
