@@ -158,7 +158,6 @@ impl Server {
             Box::new(move |why| {
                 fatal_inline.send_replace(Some(why));
             }),
-            handoff::INLINE_MAX_ENTRIES,
         );
         let drop_wait = wait.clone();
         let drop_metrics = metrics.clone();

@@ -81,7 +81,6 @@ pub struct Handoff<A = Applier> {
     tx: doorbell::Sender<Vec<Entry>>,
     slot: Arc<Mutex<Slot<A>>>,
     on_fatal: Box<dyn Fn(String) + Send>,
-    inline_max: usize,
 }
 
 /// The apply thread's end: applies queued batches and snapshot installs.
@@ -96,13 +95,11 @@ pub struct ApplyLoop<A = Applier> {
 /// (it needs the raft task's handle); until [`ApplyLoop::run`] starts, everything is
 /// queued. `bell` is the one the applier's senders ring, `installs`' too.
 /// `on_fatal` reports an apply failure on the raft thread (the apply thread returns its
-/// own as an error). `inline_max` is [`INLINE_MAX_ENTRIES`] except in tests; 0 queues
-/// everything.
+/// own as an error).
 pub fn channel<A: StateMachine>(
     bell: &Doorbell,
     installs: Receiver<InstallJob>,
     on_fatal: Box<dyn Fn(String) + Send>,
-    inline_max: usize,
 ) -> (Handoff<A>, ApplyLoop<A>) {
     let (tx, rx) = doorbell::unbounded(bell);
     let slot = Arc::new(Mutex::new(Slot {
@@ -114,7 +111,6 @@ pub fn channel<A: StateMachine>(
             tx,
             slot: slot.clone(),
             on_fatal,
-            inline_max,
         },
         ApplyLoop {
             rx,
@@ -127,14 +123,15 @@ pub fn channel<A: StateMachine>(
 
 impl<A: StateMachine> Handoff<A> {
     /// Hands `entries` (committed, in order, following the last delivered batch) to
-    /// the applier. `caller_spare`: the caller can spare the time to apply them itself. False once the applier has stopped or failed: nothing
-    /// more will be applied.
+    /// the applier. `caller_spare`: the caller can spare the time to apply them
+    /// itself. False once the applier has stopped or failed: nothing more will be
+    /// applied.
     pub fn deliver(&self, entries: Vec<Entry>, caller_spare: bool) -> bool {
         if entries.is_empty() {
             return true;
         }
         if caller_spare
-            && entries.len() <= self.inline_max
+            && entries.len() <= INLINE_MAX_ENTRIES
             && entries
                 .iter()
                 .all(|e| e.get_entry_type() == EntryType::EntryNormal)

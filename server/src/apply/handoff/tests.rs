@@ -73,7 +73,6 @@ fn setup(gate: Option<(u64, crossbeam_channel::Receiver<()>)>, fail_at: Option<u
         Box::new(move |_| {
             counted.fetch_add(1, Ordering::SeqCst);
         }),
-        INLINE_MAX_ENTRIES,
     );
     let log = Log::default();
     let recorder = Recorder {
