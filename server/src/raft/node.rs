@@ -212,6 +212,11 @@ pub fn spawn(
         check_quorum: true,
         max_size_per_msg: 1 << 20,
         max_inflight_msgs: 256,
+        // Each proposal a leader takes makes raft send every follower an append of
+        // that one entry; batching merges them into the append already queued for the
+        // Ready, so a turn of N proposals costs one message per follower, not N (and
+        // one reply each, not N). Measured: three members +20 % (BENCHMARKS item 38).
+        batch_append: true,
         ..Default::default()
     };
     raft_cfg.validate()?;

@@ -1,8 +1,10 @@
 //! The raft task run for real (its own thread, a log store on disk), driven through
 //! its handle the way the applier and the API drive it.
 
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use raft::prelude::{ConfChange, ConfChangeType, Entry, EntryType};
 
 use super::*;
@@ -11,13 +13,28 @@ use crate::storage::{Storage, StorageConfig};
 struct Running {
     handle: RaftHandle,
     committed: Receiver<Vec<Entry>>,
+    /// The way in for peers' messages.
+    inbox: PeerInbox,
     thread: JoinHandle<()>,
     _dir: tempfile::TempDir,
+}
+
+/// What a test may do at the raft task's outputs.
+#[derive(Default)]
+struct Hooks {
+    /// Where the messages for peers go.
+    transport: Option<Box<dyn Fn(Vec<Message>) + Send>>,
+    /// Called after each synced log write, on the raft thread.
+    on_fsync: Option<Box<dyn Fn() + Send>>,
 }
 
 /// A single voter whose only tick is `tick` away, so anything that happens sooner was
 /// caused by a command or a ring, not by the timer.
 fn start(tick: Duration) -> Running {
+    start_with(tick, Hooks::default())
+}
+
+fn start_with(tick: Duration, hooks: Hooks) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = Storage::open(dir.path(), &StorageConfig::default()).expect("storage");
     let log = LogStore::open(storage, &[1]).expect("log store");
@@ -37,15 +54,20 @@ fn start(tick: Duration) -> Running {
     let sinks = NodeSinks {
         committed: Box::new(move |entries, _| committed_tx.send(entries).is_ok()),
         on_drop: Box::new(|_, _| {}),
-        transport: Box::new(|_| {}),
-        on_fsync: Box::new(|_| {}),
+        transport: hooks.transport.unwrap_or_else(|| Box::new(|_| {})),
+        on_fsync: match hooks.on_fsync {
+            Some(f) => Box::new(move |_| f()),
+            None => Box::new(|_| {}),
+        },
         install,
     };
     let mailbox = Mailbox::new(&cfg);
+    let inbox = mailbox.peer_inbox();
     let (handle, thread) = spawn(cfg, log, 0, sinks, mailbox).expect("spawn");
     Running {
         handle,
         committed,
+        inbox,
         thread,
         _dir: dir,
     }
@@ -110,5 +132,98 @@ fn a_held_conf_change_is_proposed_as_soon_as_the_previous_one_is_applied() {
         .next_conf_change(Duration::from_secs(10))
         .expect("the held conf change is proposed once the first is applied");
     assert!(second.index > first.index);
+    node.stop();
+}
+
+/// The entries of `m` that came from the proposals `ids` (raft's own carry no id).
+fn proposed_in(m: &Message, ids: &std::ops::Range<u64>) -> usize {
+    m.entries
+        .iter()
+        .filter(|e| {
+            <[u8; 8]>::try_from(&e.context[..]).is_ok_and(|c| ids.contains(&u64::from_be_bytes(c)))
+        })
+        .count()
+}
+
+#[test]
+fn a_turn_of_many_proposals_sends_a_follower_one_append() {
+    // The peer is a learner that acknowledges every append at once, so the leader
+    // replicates to it freely; the gate holds the raft thread inside one turn's log
+    // write while the burst queues up, so the next turn takes all of it.
+    let (sent_tx, sent) = crossbeam_channel::unbounded();
+    let gate = Arc::new(Mutex::new(()));
+    let armed = Arc::new(AtomicBool::new(false));
+    let (entered_tx, entered) = crossbeam_channel::unbounded();
+    let hooks = Hooks {
+        transport: Some(Box::new(move |msgs| {
+            for m in msgs {
+                let _ = sent_tx.send(m);
+            }
+        })),
+        on_fsync: Some(Box::new({
+            let (gate, armed) = (gate.clone(), armed.clone());
+            move || {
+                if armed.swap(false, Ordering::SeqCst) {
+                    let _ = entered_tx.send(());
+                    drop(gate.lock());
+                }
+            }
+        })),
+    };
+    let node = start_with(Duration::from_secs(120), hooks);
+    node.handle
+        .propose_conf_change(1, add_learner(2))
+        .expect("propose the learner");
+    let cc = node
+        .next_conf_change(Duration::from_secs(10))
+        .expect("the conf change commits");
+    node.handle
+        .apply_conf_change(add_learner(2))
+        .expect("apply it");
+    node.handle.applied(cc.index);
+    // Acknowledge appends to the learner until `ids`' entries have all gone out;
+    // returns how many appends carried them.
+    let replicate = |ids: std::ops::Range<u64>| {
+        let (mut seen, mut appends) = (0, 0);
+        while seen < ids.end - ids.start {
+            let m = sent
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the leader keeps sending");
+            if m.to != 2 || m.get_msg_type() != MessageType::MsgAppend {
+                continue;
+            }
+            let n = proposed_in(&m, &ids);
+            if n > 0 {
+                seen += n as u64;
+                appends += 1;
+            }
+            let mut ack = Message::default();
+            ack.set_msg_type(MessageType::MsgAppendResponse);
+            ack.from = 2;
+            ack.to = 1;
+            ack.term = m.term;
+            ack.index = m.index + m.entries.len() as u64;
+            assert!(node.inbox.step(ack), "the raft task takes the ack");
+        }
+        appends
+    };
+    node.handle.propose(10, b"warm".to_vec()).expect("propose");
+    replicate(10..11);
+
+    let held = gate.lock();
+    armed.store(true, Ordering::SeqCst);
+    node.handle.propose(20, b"gate".to_vec()).expect("propose");
+    entered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the raft thread reaches the gate");
+    for id in 100..150 {
+        node.handle.propose(id, b"burst".to_vec()).expect("propose");
+    }
+    drop(held);
+    assert_eq!(
+        replicate(100..150),
+        1,
+        "fifty proposals taken in one turn went out as more than one append"
+    );
     node.stop();
 }
