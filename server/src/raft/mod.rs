@@ -1,5 +1,6 @@
 //! Consensus: the raft node driver and its persistent log (tikv's `raft` crate).
 
+mod appends;
 mod conf_gate;
 pub mod entry_log;
 mod handle;

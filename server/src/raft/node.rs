@@ -58,6 +58,10 @@ pub struct RaftConfig {
     pub conf_change_wait: Duration,
 }
 
+/// Entries per append message: raft's limit for one append, and `appends::merge`'s
+/// for the appends it merges.
+const MAX_APPEND_BYTES: u64 = 1 << 20;
+
 /// What the raft task is asked to do.
 pub enum Command {
     /// Append `data` to the log; the outcome reaches the waiter of `id` via `on_drop`
@@ -210,13 +214,8 @@ pub fn spawn(
         applied,
         pre_vote: true,
         check_quorum: true,
-        max_size_per_msg: 1 << 20,
+        max_size_per_msg: MAX_APPEND_BYTES,
         max_inflight_msgs: 256,
-        // Each proposal a leader takes makes raft send every follower an append of
-        // that one entry; batching merges them into the append already queued for the
-        // Ready, so a turn of N proposals costs one message per follower, not N (and
-        // one reply each, not N). Measured: three members +20 % (BENCHMARKS item 38).
-        batch_append: true,
         ..Default::default()
     };
     raft_cfg.validate()?;
@@ -558,7 +557,7 @@ impl Node {
             }
         }
         if !ready.messages().is_empty() {
-            (self.sinks.transport)(ready.take_messages());
+            self.send(ready.take_messages());
         }
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot())?;
@@ -595,10 +594,17 @@ impl Node {
             self.status.commit.store(commit, Ordering::Release);
         }
         if !light.messages().is_empty() {
-            (self.sinks.transport)(light.take_messages());
+            self.send(light.take_messages());
         }
         self.deliver(light.take_committed_entries())?;
         Ok(())
+    }
+
+    /// Hands messages to the transport, a leader's appends to each follower merged
+    /// (see `appends`): a turn of N proposals costs one message per follower, not N,
+    /// and one reply each (three members +20 %, BENCHMARKS item 38).
+    fn send(&self, msgs: Vec<Message>) {
+        (self.sinks.transport)(super::appends::merge(msgs, MAX_APPEND_BYTES));
     }
 
     /// Has the applier replace the state machine and the raft CF with `snap` (see
