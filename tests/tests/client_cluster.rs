@@ -2,7 +2,8 @@
 //! member list and learner add/remove, endpoint sync (manual and automatic) with the
 //! never-empty rule and the fall back to the initial endpoints, failover past a killed
 //! member, reconnecting after a member restarts, a dead connection found by the
-//! keep-alive, and per-endpoint maintenance (status of each member, move leader).
+//! keep-alive, per-endpoint maintenance (status of each member, move leader), and a
+//! burst of large writes replicated to every member.
 //!
 //! Runs against etcd or revkv per `REVKV_TEST_TARGET`. Waits are bounded.
 // `cluster::serial()` is held for a whole cluster test on purpose: every test has its
@@ -107,6 +108,69 @@ async fn calls_fall_back_to_the_initial_endpoints() {
         client.sync_endpoints().await.expect("sync"),
         vec![server.client_url()]
     );
+}
+
+/// Sixteen puts of 900 KB at once through the leader: a raft turn takes several, far
+/// more than one append message may carry (1 MiB of entries, `raft::appends`), and
+/// every member must still end up with each value intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_large_puts_reaches_every_member_intact() {
+    let _serial = serial();
+    let cluster = start_cluster();
+    let leader = tokio::task::block_in_place(|| cluster.wait_leader(None, WAIT));
+    let client = Client::connect([cluster.member(leader).endpoint()], ConnectOptions::new())
+        .await
+        .expect("connect");
+    let value = |i: u8| vec![b'a' + i; 900_000];
+    let puts: Vec<_> = (0..16u8)
+        .map(|i| {
+            let kv = client.kv();
+            tokio::spawn(async move { kv.put(format!("big/{i:02}"), value(i)).await })
+        })
+        .collect();
+    for put in puts {
+        put.await.expect("put task").expect("put");
+    }
+    for m in 0..3 {
+        let member = Client::connect([cluster.member(m).endpoint()], ConnectOptions::new())
+            .await
+            .expect("connect");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = member
+                .kv()
+                .get_with(
+                    "big/",
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_count_only()
+                        .with_serializable(),
+                )
+                .await
+                .expect("serializable count");
+            if got.count == 16 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member {m} has {} of the 16 values",
+                got.count
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // One at a time: all sixteen would pass the client's 4 MiB receive limit.
+        for i in 0..16u8 {
+            let got = member
+                .kv()
+                .get_with(format!("big/{i:02}"), GetOptions::new().with_serializable())
+                .await
+                .expect("serializable get");
+            assert!(
+                got.kvs.len() == 1 && got.kvs[0].value == value(i),
+                "member {m}: big/{i:02} differs"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -145,11 +145,14 @@ fn proposed_in(m: &Message, ids: &std::ops::Range<u64>) -> usize {
         .count()
 }
 
-#[test]
-fn a_turn_of_many_proposals_sends_a_follower_one_append() {
-    // The peer is a learner that acknowledges every append at once, so the leader
-    // replicates to it freely; the gate holds the raft thread inside one turn's log
-    // write while the burst queues up, so the next turn takes all of it.
+/// Proposes `values` while the raft thread is held inside an earlier turn, so that
+/// one turn takes them all, and returns how many of them each append to a replicating
+/// learner carried.
+///
+/// The learner acknowledges every append at once, so the leader replicates to it
+/// freely; the gate holds the raft thread inside one turn's log write while the burst
+/// queues up.
+fn appends_of_one_turn(values: Vec<Vec<u8>>) -> Vec<usize> {
     let (sent_tx, sent) = crossbeam_channel::unbounded();
     let gate = Arc::new(Mutex::new(()));
     let armed = Arc::new(AtomicBool::new(false));
@@ -181,10 +184,10 @@ fn a_turn_of_many_proposals_sends_a_follower_one_append() {
         .apply_conf_change(add_learner(2))
         .expect("apply it");
     node.handle.applied(cc.index);
-    // Acknowledge appends to the learner until `ids`' entries have all gone out;
-    // returns how many appends carried them.
+    // Acknowledges appends to the learner until `ids`' entries have all gone out;
+    // returns how many of them each append carried.
     let replicate = |ids: std::ops::Range<u64>| {
-        let (mut seen, mut appends) = (0, 0);
+        let (mut seen, mut appends) = (0, Vec::new());
         while seen < ids.end - ids.start {
             let m = sent
                 .recv_timeout(Duration::from_secs(10))
@@ -195,7 +198,7 @@ fn a_turn_of_many_proposals_sends_a_follower_one_append() {
             let n = proposed_in(&m, &ids);
             if n > 0 {
                 seen += n as u64;
-                appends += 1;
+                appends.push(n);
             }
             let mut ack = Message::default();
             ack.set_msg_type(MessageType::MsgAppendResponse);
@@ -216,14 +219,27 @@ fn a_turn_of_many_proposals_sends_a_follower_one_append() {
     entered
         .recv_timeout(Duration::from_secs(10))
         .expect("the raft thread reaches the gate");
-    for id in 100..150 {
-        node.handle.propose(id, b"burst".to_vec()).expect("propose");
+    let burst = 100..100 + values.len() as u64;
+    for (id, value) in burst.clone().zip(values) {
+        node.handle.propose(id, value).expect("propose");
     }
     drop(held);
+    let appends = replicate(burst);
+    node.stop();
+    appends
+}
+
+#[test]
+fn a_turn_of_many_proposals_sends_a_follower_one_append() {
     assert_eq!(
-        replicate(100..150),
-        1,
+        appends_of_one_turn(vec![b"burst".to_vec(); 50]),
+        [50],
         "fifty proposals taken in one turn went out as more than one append"
     );
-    node.stop();
+}
+
+#[test]
+fn merged_appends_stay_within_the_message_size_limit() {
+    // Three of these fit in 1 MiB of entries, four do not.
+    assert_eq!(appends_of_one_turn(vec![vec![7u8; 300_000]; 8]), [3, 3, 2]);
 }
