@@ -12,6 +12,8 @@ const PROTOS: &[&str] = &[
     "proto/revkvpb/internal.proto",
     "proto/revkvpb/peer.proto",
     "proto/revkvpb/forward.proto",
+    "proto/v3lockpb/v3lock.proto",
+    "proto/v3electionpb/v3election.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,8 +1,8 @@
 //! The gRPC/protobuf types revkv speaks.
 //!
 //! revkv is wire compatible with etcd's v3 API, so this crate carries our own
-//! copy of etcd's `.proto` definitions (packages `etcdserverpb`, `mvccpb` and
-//! `authpb`, with etcd's exact message, field and service names and field
+//! copy of etcd's `.proto` definitions (packages `etcdserverpb`, `mvccpb`,
+//! `authpb`, `v3lockpb` and `v3electionpb`, with etcd's exact message, field and service names and field
 //! numbers) and compiles them with tonic/prost. Keeping etcd's package names
 //! means the generated services answer on etcd's gRPC paths, e.g.
 //! `/etcdserverpb.KV/Range`, so unmodified etcd clients and `etcdctl` work
@@ -40,6 +40,18 @@ pub mod authpb {
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
 pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");
+}
+
+/// etcd's `v3lockpb` package: the Lock service.
+#[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
+pub mod v3lockpb {
+    tonic::include_proto!("v3lockpb");
+}
+
+/// etcd's `v3electionpb` package: the Election service.
+#[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
+pub mod v3electionpb {
+    tonic::include_proto!("v3electionpb");
 }
 
 /// revkv's internal messages: raft log entry payloads and the peer transport.

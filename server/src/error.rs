@@ -23,6 +23,8 @@ pub enum Error {
     Cluster(#[from] cluster::Error),
     #[error(transparent)]
     Auth(#[from] api::auth::Error),
+    #[error(transparent)]
+    Recipe(#[from] api::recipes::RecipeError),
     #[error("unsupported request: {0}")]
     Unsupported(String),
     /// The leader's answer to a request this member forwarded, passed on unchanged.

@@ -17,6 +17,7 @@ use crate::Error;
 
 const SERVICE: &str = "etcdserverpb.KV";
 
+#[derive(Clone)]
 pub struct KvService {
     server: Arc<Server>,
 }
@@ -26,7 +27,7 @@ impl KvService {
         KvService { server }
     }
 
-    async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Error> {
+    pub(crate) async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Error> {
         validate::check_range(&req)?;
         if !req.serializable {
             // etcd 3.4 serves a learner's clients serializable reads only.
@@ -38,20 +39,23 @@ impl KvService {
         Ok(resp)
     }
 
-    async fn put(&self, req: PutRequest) -> Result<PutResponse, Error> {
+    pub(crate) async fn put(&self, req: PutRequest) -> Result<PutResponse, Error> {
         self.server.refuse_on_learner()?;
         validate::check_put(&req)?;
         self.server.check_quota(quota::put_cost(&req)).await?;
         propose(&self.server, Internal::Put(req)).await
     }
 
-    async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
+    pub(crate) async fn delete_range(
+        &self,
+        req: DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, Error> {
         self.server.refuse_on_learner()?;
         validate::check_delete(&req)?;
         propose(&self.server, Internal::DeleteRange(req)).await
     }
 
-    async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
+    pub(crate) async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
         self.server.refuse_on_learner()?;
         validate::check_txn(&req, self.server.cfg.max_txn_ops)?;
         if !apply::txn::is_read_only(&req) {

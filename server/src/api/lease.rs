@@ -33,6 +33,7 @@ const SERVICE: &str = "etcdserverpb.Lease";
 /// Keep-alive responses buffered per stream before the stream stops reading requests.
 const KEEP_ALIVE_BUFFER: usize = 16;
 
+#[derive(Clone)]
 pub struct LeaseService {
     server: Arc<Server>,
     leader: Arc<LeaderLink>,
@@ -46,7 +47,10 @@ impl LeaseService {
         }
     }
 
-    async fn grant(&self, mut req: LeaseGrantRequest) -> Result<LeaseGrantResponse, Error> {
+    pub(crate) async fn grant(
+        &self,
+        mut req: LeaseGrantRequest,
+    ) -> Result<LeaseGrantResponse, Error> {
         self.server.refuse_on_learner()?;
         self.server.check_quota(quota::LEASE_OVERHEAD).await?;
         if req.ttl > MAX_LEASE_TTL {

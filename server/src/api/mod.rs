@@ -7,12 +7,15 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod election;
 pub mod forward;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
 pub mod oversize;
 pub mod quota;
+pub mod recipes;
 pub mod status;
 pub mod unary;
 pub mod validate;
@@ -26,6 +29,8 @@ use revkv_proto::etcdserverpb::{
     auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
+use revkv_proto::v3electionpb::election_server::ElectionServer;
+use revkv_proto::v3lockpb::lock_server::LockServer;
 use tonic::service::Routes;
 use tonic::{Response, Status};
 
@@ -96,7 +101,7 @@ pub fn max_request_message(server: &Server) -> usize {
     server.cfg.max_request_bytes + 512 * 1024
 }
 
-/// All six etcd services, sized by `--max-request-bytes` like etcd's gRPC server
+/// etcd's six services and its Lock and Election services, sized by `--max-request-bytes` like etcd's gRPC server
 /// (which allows 512 KiB of framing overhead on top).
 pub fn routes(server: Arc<Server>) -> Routes {
     let max = max_request_message(&server);
@@ -121,5 +126,15 @@ pub fn routes(server: Arc<Server>) -> Routes {
         ClusterServer::new(cluster::ClusterService::new(server.clone()))
             .max_decoding_message_size(max),
     )
-    .add_service(AuthServer::new(auth::AuthService::new(server)).max_decoding_message_size(max))
+    .add_service(
+        AuthServer::new(auth::AuthService::new(server.clone())).max_decoding_message_size(max),
+    )
+    .add_service(
+        LockServer::new(lock::LockService::new(recipes::Local::new(server.clone())))
+            .max_decoding_message_size(max),
+    )
+    .add_service(
+        ElectionServer::new(election::ElectionService::new(recipes::Local::new(server)))
+            .max_decoding_message_size(max),
+    )
 }

@@ -8,6 +8,12 @@ use crate::{apply, cluster, lease, mvcc, raft, watch, Error};
 
 impl From<Error> for Status {
     fn from(e: Error) -> Status {
+        let e = match e {
+            Error::Recipe(super::recipes::RecipeError::Relayed(inner)) => {
+                return Status::new(Code::Unknown, Status::from(*inner).message().to_string())
+            }
+            e => e,
+        };
         let (code, msg): (Code, &str) = match &e {
             Error::Request(r) => match r {
                 RequestError::EmptyKey => {
@@ -137,6 +143,8 @@ impl From<Error> for Status {
                 Code::FailedPrecondition,
                 "etcdserver: authentication is not enabled",
             ),
+            // etcd's lock and election servers return these as plain Go errors.
+            Error::Recipe(r) => return Status::new(Code::Unknown, r.to_string()),
             Error::Storage(_) | Error::Backup(_) => return internal(&e),
             Error::Unsupported(_) => (Code::Unimplemented, "etcdserver: unsupported request"),
             Error::Forwarded(s) => return s.clone(),
