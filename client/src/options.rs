@@ -44,23 +44,9 @@ impl KeyRange {
     }
 }
 
-/// The smallest key greater than every key starting with `prefix`; `[0]` (no end,
-/// as etcd spells "to the end of the keyspace") when `prefix` is all `0xff`.
-///
-/// ```
-/// assert_eq!(revkv_client::prefix_end(b"app/"), b"app0");
-/// assert_eq!(revkv_client::prefix_end(b"\xff"), vec![0]);
-/// ```
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
+/// The smallest key greater than every key starting with a prefix (shared with the
+/// server, which needs it for its lock and election recipes).
+pub use revkv_proto::prefix_end;
 
 /// Order of the keys a get returns (etcd's `RangeRequest.SortOrder`).
 ///

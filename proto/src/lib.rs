@@ -60,6 +60,26 @@ pub mod revkvpb {
     tonic::include_proto!("revkvpb");
 }
 
+/// The `range_end` under which a range covers every key that starts with `prefix`
+/// (etcd's `GetPrefixRangeEnd`): the prefix up to its last byte below 0xff, that
+/// byte incremented; `"\0"`, the end of the keyspace, when every byte is 0xff.
+///
+/// ```
+/// assert_eq!(revkv_proto::prefix_end(b"app/"), b"app0");
+/// assert_eq!(revkv_proto::prefix_end(b"a\xff"), b"b");
+/// assert_eq!(revkv_proto::prefix_end(b"\xff"), vec![0]);
+/// ```
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
 /// grpc-go's name of a status code (`codes.Code.String()`), as etcd's Prometheus
 /// labels and its clients' `rpc error: code = …` messages spell it.
 pub fn code_name(code: tonic::Code) -> &'static str {

@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Error, GetOptions, LeaderKey, LockOptions, ProclaimOptions, ResignOptions,
+    Client, ElectionClient, Error, GetOptions, LeaderKey, LockOptions, ProclaimOptions,
+    ResignOptions,
 };
 use revkv_tests::TestServer;
 use tokio::task::JoinHandle;
@@ -196,6 +197,12 @@ async fn a_waiter_that_gives_up_leaves_no_key_behind() {
     }
 }
 
+/// The value the leader of election `vote` proclaims.
+async fn leading_value(election: &mut ElectionClient) -> Vec<u8> {
+    let leading = election.leader("vote").await.expect("leader");
+    leading.kv().expect("kv").value().to_vec()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_election_is_led_proclaimed_observed_and_handed_over() {
     let (_server, client) = start().await;
@@ -242,8 +249,7 @@ async fn an_election_is_led_proclaimed_observed_and_handed_over() {
     assert_eq!(leader_a.key(), format!("vote/{a:x}").as_bytes());
     assert_eq!(leader_a.lease(), a);
     assert_eq!(leader_a.rev(), won.header().expect("header").revision());
-    let leading = election.leader("vote").await.expect("leader");
-    assert_eq!(leading.kv().expect("kv").value(), b"a1");
+    assert_eq!(leading_value(&mut election).await, b"a1");
 
     let mut campaigns = client.election_client();
     let campaign_b = still_waiting(tokio::spawn(async move {
@@ -258,16 +264,7 @@ async fn an_election_is_led_proclaimed_observed_and_handed_over() {
         )
         .await
         .expect("proclaim a2");
-    assert_eq!(
-        election
-            .leader("vote")
-            .await
-            .expect("leader")
-            .kv()
-            .expect("kv")
-            .value(),
-        b"a2"
-    );
+    assert_eq!(leading_value(&mut election).await, b"a2");
     let stale = LeaderKey::new()
         .with_name("vote")
         .with_key(leader_a.key())
@@ -296,16 +293,7 @@ async fn an_election_is_led_proclaimed_observed_and_handed_over() {
     let won_b = finished(campaign_b).await.expect("campaign b");
     let leader_b = won_b.leader().expect("leader key").clone();
     assert_eq!(leader_b.key(), format!("vote/{b:x}").as_bytes());
-    assert_eq!(
-        election
-            .leader("vote")
-            .await
-            .expect("leader")
-            .kv()
-            .expect("kv")
-            .value(),
-        b"b1"
-    );
+    assert_eq!(leading_value(&mut election).await, b"b1");
 
     // Observe saw every proclamation in order, each with its key.
     let seen = finished(observer).await;

@@ -23,6 +23,7 @@ use revkv_proto::etcdserverpb::{
 };
 use revkv_proto::mvccpb::event::EventType;
 use revkv_proto::mvccpb::KeyValue;
+use revkv_proto::prefix_end;
 
 use super::kv::KvService;
 use super::lease::LeaseService;
@@ -351,19 +352,6 @@ fn first_created(prefix: &[u8]) -> RangeRequest {
     }
 }
 
-/// The end of the range of keys that start with `prefix` (etcd's `GetPrefixRangeEnd`).
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    // Every byte 0xff: to the end of the keyspace.
-    vec![0]
-}
-
 #[cfg(test)]
 mod tests {
     use revkv_proto::etcdserverpb::{RangeResponse, ResponseOp};
@@ -378,13 +366,6 @@ mod tests {
             participant_key(&prefix, 0x694d_7e1f_00ab),
             b"door/694d7e1f00ab"
         );
-    }
-
-    #[test]
-    fn a_prefix_range_ends_after_its_last_key() {
-        assert_eq!(prefix_end(b"door/"), b"door0");
-        assert_eq!(prefix_end(b"a\xff\xff"), b"b");
-        assert_eq!(prefix_end(b"\xff"), b"\0");
     }
 
     fn ranged(create_revision: Option<i64>) -> ResponseOp {
