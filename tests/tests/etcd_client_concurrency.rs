@@ -6,27 +6,21 @@
 //! Runs against etcd or revkv per `REVKV_TEST_TARGET`. No timing is asserted beyond
 //! "still waiting" checks; deadlines only bound a hung test.
 
+mod etcd_client_common;
+
 use std::time::Duration;
 
 use etcd_client::{
     Client, ElectionClient, Error, GetOptions, LeaderKey, LockOptions, ProclaimOptions,
     ResignOptions,
 };
-use revkv_tests::TestServer;
+use etcd_client_common::start;
 use tokio::task::JoinHandle;
 
 /// Bound on any single wait; a correct server is far faster.
 const WAIT: Duration = Duration::from_secs(60);
 /// How long a call that must block is given to (wrongly) return.
 const STILL_WAITING: Duration = Duration::from_millis(500);
-
-async fn start() -> (TestServer, Client) {
-    let server = TestServer::start();
-    let client = Client::connect([server.endpoint()], None)
-        .await
-        .expect("connect etcd-client");
-    (server, client)
-}
 
 async fn lease(client: &Client) -> i64 {
     client

@@ -4,20 +4,14 @@
 //!
 //! Runs against etcd or revkv per `REVKV_TEST_TARGET`.
 
+mod etcd_client_common;
+
 use etcd_client::{
     Client, Compare, CompareOp, DeleteOptions, Error, GetOptions, PutOptions, SortOrder,
     SortTarget, Txn, TxnOp, TxnOpResponse,
 };
-use revkv_tests::TestServer;
+use etcd_client_common::start;
 use tonic::Code;
-
-async fn start() -> (TestServer, Client) {
-    let server = TestServer::start();
-    let client = Client::connect([server.endpoint()], None)
-        .await
-        .expect("connect etcd-client");
-    (server, client)
-}
 
 /// The gRPC status of a failed call.
 #[track_caller]

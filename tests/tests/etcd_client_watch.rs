@@ -4,10 +4,13 @@
 //! Runs against etcd or revkv per `REVKV_TEST_TARGET`. No timing is asserted:
 //! deadlines only bound a hung test, and they are generous.
 
+mod etcd_client_common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use etcd_client::{Client, EventType, WatchOptions, WatchResponse, WatchStream};
+use etcd_client_common::start;
 use revkv_tests::TestServer;
 
 /// Bound on any single wait; a correct server is far faster.
@@ -15,14 +18,6 @@ const WAIT: Duration = Duration::from_secs(60);
 /// Most the server may grow while a watch reader stalls (etcd's bounded send buffers and
 /// revkv's victim parking both keep it far below the size of the undelivered events).
 const MEMORY_BOUND: u64 = 64 << 20;
-
-async fn start() -> (TestServer, Client) {
-    let server = TestServer::start();
-    let client = Client::connect([server.endpoint()], None)
-        .await
-        .expect("connect etcd-client");
-    (server, client)
-}
 
 /// etcd-client has no accessor for `fragment`; read it from the response's Debug
 /// output, stopping before the (large) events are formatted.

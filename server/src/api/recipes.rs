@@ -148,18 +148,12 @@ impl Local {
 
     /// Waits for a delete of `key` at or after revision `from`.
     async fn wait_delete(&self, key: Vec<u8>, from: i64) -> Result<(), Error> {
-        let mut stream = self.server.watch.open_stream();
-        stream
-            .watch(&watch::WatchRequest {
-                key,
-                start_revision: from,
-                no_put: true,
-                ..Default::default()
-            })
-            .map_err(|e| match e {
-                watch::Error::Compacted => Error::from(mvcc::Error::Compacted),
-                _ => RecipeError::LostWatcher.into(),
-            })?;
+        let mut stream = self.open_watch(watch::WatchRequest {
+            key,
+            start_revision: from,
+            no_put: true,
+            ..Default::default()
+        })?;
         while let Some(delivery) = stream.recv().await {
             if delivery.compact_revision != 0 {
                 return Err(mvcc::Error::Compacted.into());
@@ -177,18 +171,20 @@ impl Local {
 
     /// Watches `key` (or, with `prefix`, every key under it) from revision `from`.
     pub fn watch(&self, key: &[u8], prefix: bool, from: i64) -> Result<watch::WatchStream, Error> {
+        self.open_watch(watch::WatchRequest {
+            key: key.to_vec(),
+            range_end: if prefix { prefix_end(key) } else { Vec::new() },
+            start_revision: from,
+            ..Default::default()
+        })
+    }
+
+    fn open_watch(&self, req: watch::WatchRequest) -> Result<watch::WatchStream, Error> {
         let stream = self.server.watch.open_stream();
-        stream
-            .watch(&watch::WatchRequest {
-                key: key.to_vec(),
-                range_end: if prefix { prefix_end(key) } else { Vec::new() },
-                start_revision: from,
-                ..Default::default()
-            })
-            .map_err(|e| match e {
-                watch::Error::Compacted => Error::from(mvcc::Error::Compacted),
-                _ => RecipeError::LostWatcher.into(),
-            })?;
+        stream.watch(&req).map_err(|e| match e {
+            watch::Error::Compacted => Error::from(mvcc::Error::Compacted),
+            _ => RecipeError::LostWatcher.into(),
+        })?;
         Ok(stream)
     }
 
