@@ -195,7 +195,7 @@ pub fn error_line(stderr: &str) -> String {
 /// `bin --endpoints=<endpoint> args…` with `ETCDCTL_API=3`, none of the caller's other
 /// `ETCDCTL_*` variables (they would change the CLI's behaviour), piped output, and a
 /// piped or closed stdin.
-pub(crate) fn ctl_command(
+pub fn ctl_command(
     bin: &std::path::Path,
     endpoint: &str,
     args: &[&str],

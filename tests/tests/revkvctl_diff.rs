@@ -634,3 +634,110 @@ fn tables_compare_without_id_width() {
         "+-+-+\n|ID|NAME|\n|<MEMBER-hex>|default|\n"
     );
 }
+
+/// `<name>/<lease in hex>` keys name a session lease each CLI granted on its own
+/// server: the hex is replaced by `<lease>`.
+fn lease_keys(r: &Run, names: &[&str]) -> Run {
+    let fix = |s: &str| {
+        let mut out = s.to_owned();
+        for name in names {
+            let pre = format!("{name}/");
+            let mut from = 0;
+            while let Some(i) = out[from..].find(&pre) {
+                let start = from + i + pre.len();
+                let end = out[start..]
+                    .find(|c: char| !c.is_ascii_hexdigit())
+                    .map_or(out.len(), |n| start + n);
+                out.replace_range(start..end, "<lease>");
+                from = start;
+            }
+        }
+        out
+    };
+    Run {
+        code: r.code,
+        stdout: fix(&r.stdout),
+        stderr: fix(&r.stderr),
+    }
+}
+
+/// Runs a command that holds on until a signal: waits until it printed `lines`
+/// lines, sends SIGINT, and returns what it printed and how it exited.
+fn until_sigint(bin: &std::path::Path, ep: &str, args: &[&str], lines: usize) -> Run {
+    use std::io::{BufRead, Read};
+    let mut child = revkv_tests::etcdctl::ctl_command(bin, ep, args, false)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+    let mut so = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut stdout = String::new();
+    for _ in 0..lines {
+        so.read_line(&mut stdout).expect("read a line");
+    }
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill -INT");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    let _ = so.read_to_string(&mut stdout);
+    let mut stderr = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr);
+    normalize(&Run {
+        code: status.code(),
+        stdout,
+        stderr,
+    })
+}
+
+#[test]
+fn lock_and_elect_match_etcdctl() {
+    let (etcdctl, revkvctl) = (etcdctl_bin(), revkvctl_bin());
+    let (sa, sb) = (TestServer::start(), TestServer::start());
+    let (ia, ib) = (Ids::of(&sa), Ids::of(&sb));
+    let names = ["door", "vote"];
+    let cases = [
+        case(&["lock"]),
+        case(&[
+            "lock",
+            "door",
+            "--",
+            "sh",
+            "-c",
+            "echo $ETCD_LOCK_KEY $ETCD_LOCK_REV",
+        ]),
+        case(&["lock", "door", "--", "sh", "-c", "exit 3"]),
+        case(&["elect"]),
+        case(&["elect", "vote"]),
+        case(&["elect", "-l", "vote", "yes"]),
+        case(&["elect", "vote", "yes", "extra"]),
+        case(&["get", "--prefix", "door/", "-w", "json"]),
+    ];
+    for c in &cases {
+        let want = ia.apply(&lease_keys(&run(&etcdctl, &sa.endpoint(), c), &names));
+        let got = ib.apply(&lease_keys(&run(&revkvctl, &sb.endpoint(), c), &names));
+        assert_same(c, &want, &got);
+    }
+    // Held until SIGINT: the key (and its empty value) printed as `get` prints it,
+    // then released on the signal with a clean exit.
+    for (args, lines) in [
+        (&["lock", "door"][..], 2),
+        (&["elect", "vote", "yes"][..], 2),
+    ] {
+        let c = case(args);
+        let want = lease_keys(&until_sigint(&etcdctl, &sa.endpoint(), args, lines), &names);
+        let got = lease_keys(
+            &until_sigint(&revkvctl, &sb.endpoint(), args, lines),
+            &names,
+        );
+        assert_same(&c, &want, &got);
+    }
+    let gone = case(&["get", "--prefix", "door/", "--keys-only"]);
+    let want = run(&etcdctl, &sa.endpoint(), &gone);
+    assert_eq!(want.stdout, "", "the lock is released");
+    assert_same(&gone, &want, &run(&revkvctl, &sb.endpoint(), &gone));
+}

@@ -14,6 +14,8 @@ const DOCS: &[(&str, &str, &str, &str)] = &[
     ("del", "[options] <key> [range_end]", "Removes the specified key or range of keys [key, range_end)", ""),
     ("txn", "[options]", "Txn processes all the requests in one transaction", ""),
     ("watch", "[options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]", "Watches events stream on keys or prefixes", ""),
+    ("lock", "<lockname> [exec-command arg1 arg2 ...]", "Acquires a named lock", ""),
+    ("elect", "<election-name> [proposal]", "Observes and participates in leader election", ""),
     ("compaction", "[options] <revision>", "Compacts the event history in etcd", ""),
     ("version", "", "Prints the version of etcdctl", ""),
     ("move-leader", "<transferee-member-id>", "Transfers leadership to another etcd cluster member.", ""),

@@ -151,7 +151,7 @@ fn lease_not_found() -> CallError {
 
 /// Opens the keep-alive stream, sending one request now and one every `every`
 /// after that (driven by the returned stream's sender task).
-async fn open_keep_alive(
+pub(super) async fn open_keep_alive(
     conn: &Conn,
     id: i64,
 ) -> Result<tonic::Streaming<pb::LeaseKeepAliveResponse>, CallError> {

@@ -10,6 +10,7 @@ pub mod del;
 pub mod endpoint;
 pub mod get;
 pub mod lease;
+pub mod lock;
 pub mod member;
 pub mod move_leader;
 pub mod put;
@@ -120,6 +121,14 @@ pub const COMMANDS: &[Command] = &[
     Command {
         path: &["watch"],
         specs: watch::SPECS,
+    },
+    Command {
+        path: &["lock"],
+        specs: lock::LOCK_SPECS,
+    },
+    Command {
+        path: &["elect"],
+        specs: lock::ELECT_SPECS,
     },
     Command {
         path: &["compaction"],
@@ -340,6 +349,8 @@ pub async fn run(cmd: &'static Command, mut ctx: Ctx) -> CtlResult {
         ["del"] => del::execute(&mut ctx).await,
         ["txn"] => txn::execute(&mut ctx).await,
         ["watch"] => watch::execute(&mut ctx).await,
+        ["lock"] => lock::lock(&mut ctx).await,
+        ["elect"] => lock::elect(&mut ctx).await,
         ["compaction"] => compaction::execute(&mut ctx).await,
         ["version"] => version::execute(&mut ctx),
         ["move-leader"] => move_leader::execute(&mut ctx).await,

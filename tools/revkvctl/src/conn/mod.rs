@@ -269,6 +269,16 @@ impl Conn {
     pub fn auth(&self) -> AuthClient<Channel> {
         AuthClient::new(self.channel.clone())
     }
+
+    /// The Lock service.
+    pub fn lock(&self) -> revkv_proto::v3lockpb::lock_client::LockClient<Channel> {
+        revkv_proto::v3lockpb::lock_client::LockClient::new(self.channel.clone())
+    }
+
+    /// The Election service.
+    pub fn election(&self) -> revkv_proto::v3electionpb::election_client::ElectionClient<Channel> {
+        revkv_proto::v3electionpb::election_client::ElectionClient::new(self.channel.clone())
+    }
 }
 
 /// Shorthand for a unary call on a cloned service client:
