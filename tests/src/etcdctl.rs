@@ -9,6 +9,13 @@ pub const ETCDCTL_BIN: &str = "/usr/bin/etcdctl";
 /// Environment variable overriding the etcdctl binary.
 pub const ETCDCTL_BIN_ENV: &str = "REVKV_ETCDCTL";
 
+/// The stock etcdctl: `$REVKV_ETCDCTL`, or /usr/bin/etcdctl.
+pub fn etcdctl_bin() -> PathBuf {
+    std::env::var_os(ETCDCTL_BIN_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(ETCDCTL_BIN))
+}
+
 /// Result of one etcdctl invocation.
 #[derive(Debug)]
 pub struct CmdOutput {
@@ -30,11 +37,8 @@ pub struct Etcdctl {
 impl Etcdctl {
     /// A runner for `endpoint` (`host:port`).
     pub fn new(endpoint: impl Into<String>) -> Self {
-        let bin = std::env::var_os(ETCDCTL_BIN_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(ETCDCTL_BIN));
         Self {
-            bin,
+            bin: etcdctl_bin(),
             endpoint: endpoint.into(),
         }
     }

@@ -18,19 +18,13 @@
 //!
 //! Runs against revkv (default) or real etcd (`REVKV_TEST_TARGET=etcd`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use revkv_tests::etcdctl::etcdctl_bin;
 use revkv_tests::revkvctl::{revkvctl_bin, run_cli, Run};
 use revkv_tests::{json, TestServer};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn etcdctl_bin() -> PathBuf {
-    std::env::var_os(revkv_tests::etcdctl::ETCDCTL_BIN_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(revkv_tests::etcdctl::ETCDCTL_BIN))
-}
 
 /// N1 and N2.
 fn normalize(r: &Run) -> Run {

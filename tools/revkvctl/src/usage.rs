@@ -16,6 +16,7 @@ const DOCS: &[(&str, &str, &str, &str)] = &[
     ("watch", "[options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]", "Watches events stream on keys or prefixes", ""),
     ("lock", "<lockname> [exec-command arg1 arg2 ...]", "Acquires a named lock", ""),
     ("elect", "<election-name> [proposal]", "Observes and participates in leader election", ""),
+    ("make-mirror", "[options] <destination>", "Makes a mirror at the destination etcd cluster", ""),
     ("compaction", "[options] <revision>", "Compacts the event history in etcd", ""),
     ("version", "", "Prints the version of etcdctl", ""),
     ("move-leader", "<transferee-member-id>", "Transfers leadership to another etcd cluster member.", ""),

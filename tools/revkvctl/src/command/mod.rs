@@ -12,6 +12,7 @@ pub mod get;
 pub mod lease;
 pub mod lock;
 pub mod member;
+pub mod mirror;
 pub mod move_leader;
 pub mod put;
 pub mod snapshot;
@@ -129,6 +130,10 @@ pub const COMMANDS: &[Command] = &[
     Command {
         path: &["elect"],
         specs: lock::ELECT_SPECS,
+    },
+    Command {
+        path: &["make-mirror"],
+        specs: mirror::SPECS,
     },
     Command {
         path: &["compaction"],
@@ -351,6 +356,7 @@ pub async fn run(cmd: &'static Command, mut ctx: Ctx) -> CtlResult {
         ["watch"] => watch::execute(&mut ctx).await,
         ["lock"] => lock::lock(&mut ctx).await,
         ["elect"] => lock::elect(&mut ctx).await,
+        ["make-mirror"] => mirror::execute(&mut ctx).await,
         ["compaction"] => compaction::execute(&mut ctx).await,
         ["version"] => version::execute(&mut ctx),
         ["move-leader"] => move_leader::execute(&mut ctx).await,
