@@ -46,11 +46,11 @@ fn wait_for_revision(s: &TestServer, rev: i64) {
 /// mirror (it never ends by itself) and returns what it printed.
 fn mirror(
     bin: &std::path::Path,
-    src: &TestServer,
+    src: &mut TestServer,
     dst: &TestServer,
     args: &[&str],
     (base, last): (i64, i64),
-    writes: impl Fn(&TestServer),
+    writes: impl FnOnce(&mut TestServer),
 ) -> Run {
     let dst_ep = dst.endpoint();
     let mut all = args.to_vec();
@@ -116,7 +116,7 @@ fn more_changes(s: &TestServer) {
 #[test]
 fn make_mirror_matches_etcdctl() {
     let (etcdctl, revkvctl) = (etcdctl_bin(), revkvctl_bin());
-    let (sa, sb) = (TestServer::start(), TestServer::start());
+    let (mut sa, mut sb) = (TestServer::start(), TestServer::start());
     seed(&sa);
     seed(&sb);
 
@@ -157,8 +157,8 @@ fn make_mirror_matches_etcdctl() {
     // A prefix to another prefix: the base copy (two puts), then one destination
     // revision per source revision under the prefix.
     let args = ["make-mirror", "--prefix", "a/", "--dest-prefix", "m/"];
-    let want = mirror(&etcdctl, &sa, &da, &args, (3, 7), changes);
-    let got = mirror(&revkvctl, &sb, &db, &args, (3, 7), changes);
+    let want = mirror(&etcdctl, &mut sa, &da, &args, (3, 7), |s| changes(s));
+    let got = mirror(&revkvctl, &mut sb, &db, &args, (3, 7), |s| changes(s));
     assert_eq!(got, want, "what the mirrors printed");
     assert_eq!(got.stdout, "", "the total is printed every 30 s only");
     assert_eq!(contents(&db), contents(&da));
@@ -170,8 +170,8 @@ fn make_mirror_matches_etcdctl() {
     // The whole keyspace (no --prefix) under a destination prefix.
     let (da, db) = (TestServer::start(), TestServer::start());
     let args = ["make-mirror", "--dest-prefix", "all/"];
-    let want = mirror(&etcdctl, &sa, &da, &args, (6, 8), more_changes);
-    let got = mirror(&revkvctl, &sb, &db, &args, (6, 8), more_changes);
+    let want = mirror(&etcdctl, &mut sa, &da, &args, (6, 8), |s| more_changes(s));
+    let got = mirror(&revkvctl, &mut sb, &db, &args, (6, 8), |s| more_changes(s));
     assert_eq!(got, want, "what the mirrors printed");
     assert_eq!(contents(&db), contents(&da));
     assert_eq!(
@@ -182,9 +182,26 @@ fn make_mirror_matches_etcdctl() {
     // --no-dest-prefix: the prefix comes off.
     let (da, db) = (TestServer::start(), TestServer::start());
     let args = ["make-mirror", "--prefix", "a/", "--no-dest-prefix"];
-    let want = mirror(&etcdctl, &sa, &da, &args, (4, 4), |_| {});
-    let got = mirror(&revkvctl, &sb, &db, &args, (4, 4), |_| {});
+    let want = mirror(&etcdctl, &mut sa, &da, &args, (4, 4), |_| {});
+    let got = mirror(&revkvctl, &mut sb, &db, &args, (4, 4), |_| {});
     assert_eq!(got, want);
     assert_eq!(contents(&db), contents(&da));
     assert_eq!(keys_and_values(&db), "3\nthree\n4\nfour\n5\nfive\n");
+
+    // The source restarted under a running mirror: it watches again from the next
+    // revision and misses nothing.
+    let (da, db) = (TestServer::start(), TestServer::start());
+    let args = ["make-mirror", "--prefix", "a/"];
+    let restart_and_put = |s: &mut TestServer| {
+        s.restart();
+        s.etcdctl().ok(&["put", "a/6", "six"]);
+    };
+    let want = mirror(&etcdctl, &mut sa, &da, &args, (4, 5), restart_and_put);
+    let got = mirror(&revkvctl, &mut sb, &db, &args, (4, 5), restart_and_put);
+    assert_eq!(got, want);
+    assert_eq!(contents(&db), contents(&da));
+    assert_eq!(
+        keys_and_values(&db),
+        "a/3\nthree\na/4\nfour\na/5\nfive\na/6\nsix\n"
+    );
 }
