@@ -105,3 +105,58 @@ async fn concurrent_writes_share_fsyncs() {
         "{fsyncs} fsyncs for {WRITERS} concurrent writes: no group commit"
     );
 }
+
+/// Streams are counted in `grpc_server_handled_total` when they end, as
+/// go-grpc-prometheus counts them for etcd, with the code they ended with (for a
+/// stream its client ended, etcd gives `OK`, `Canceled` or `Unavailable` depending on
+/// which side of the stream closed first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_counted_when_they_end() {
+    let s = TestServer::start();
+    let mut client = Client::connect([s.endpoint()], None)
+        .await
+        .expect("connect");
+    let stream = client.watch("w", None).await.expect("watch");
+    drop(stream);
+    let lease = client.lease_grant(30, None).await.expect("grant").id();
+    let (keeper, stream) = client.lease_keep_alive(lease).await.expect("keep-alive");
+    drop((keeper, stream));
+    // etcd answers Observe's headers with the first proclamation, so there is one.
+    client.campaign("vote", "a", lease).await.expect("campaign");
+    let observed = client.observe("vote").await.expect("observe");
+    drop(observed);
+
+    let streams = [
+        ("Watch", "etcdserverpb.Watch", "bidi_stream"),
+        ("LeaseKeepAlive", "etcdserverpb.Lease", "bidi_stream"),
+        ("Observe", "v3electionpb.Election", "server_stream"),
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (code, text) = http_get(addr(&s), "/metrics").expect("GET /metrics");
+        assert_eq!(code, 200);
+        let handled: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("grpc_server_handled_total{") && !l.ends_with(" 0"))
+            .collect();
+        let missing: Vec<&str> = streams
+            .iter()
+            .filter(|(method, service, kind)| {
+                let labels = format!(
+                    "grpc_method=\"{method}\",grpc_service=\"{service}\",grpc_type=\"{kind}\"}} 1"
+                );
+                !handled.iter().any(|l| l.ends_with(&labels))
+            })
+            .map(|(method, _, _)| *method)
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not counted: {missing:?}; counted:\n{}",
+            handled.join("\n")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

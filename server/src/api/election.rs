@@ -8,6 +8,8 @@
 //! still the one created at the leader's revision, `Resign` deletes it, `Leader`
 //! reads the oldest key and `Observe` streams every proclamation in order.
 
+use std::time::Instant;
+
 use revkv_proto::etcdserverpb::request_op::Request as Op;
 use revkv_proto::etcdserverpb::{PutRequest, ResponseHeader, TxnRequest};
 use revkv_proto::mvccpb::event::EventType;
@@ -22,11 +24,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use super::instrumented;
 use super::recipes::{
     create_revision_is, existing, join, joined_at, op, participant_key, prefix_of, relayed, Local,
     RecipeError, Withdraw,
 };
+use super::{instrumented, record};
 use crate::Error;
 
 const SERVICE: &str = "v3electionpb.Election";
@@ -258,12 +260,20 @@ impl Election for ElectionService {
         let prefix = prefix_of(&r.into_inner().name);
         let local = self.local.clone();
         tokio::spawn(async move {
+            let start = Instant::now();
             // Ends as soon as the client does, not at the next proclamation.
             let closed = tx.clone();
+            let server = local.server().clone();
             tokio::select! {
                 _ = observe(local, prefix, tx) => {}
                 _ = closed.closed() => {}
             }
+            let code = if closed.is_closed() {
+                tonic::Code::Cancelled
+            } else {
+                tonic::Code::Ok
+            };
+            record(&server, (SERVICE, "Observe", "server_stream"), code, start);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

@@ -20,13 +20,11 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::forward::LeaderLink;
-use super::{instrumented, oversize, propose, quota};
+use super::{instrumented, oversize, propose, quota, record};
 use crate::apply::Leases;
 use crate::lease::{self, Renewal, MAX_LEASE_TTL};
-use crate::metrics::Rpc;
 use crate::server::Server;
 use crate::Error;
-use revkv_proto::code_name;
 
 const SERVICE: &str = "etcdserverpb.Lease";
 
@@ -273,14 +271,12 @@ async fn keep_alive_stream(
             break code;
         }
     };
-    let rpc = Rpc {
-        service: SERVICE,
-        method: "LeaseKeepAlive",
-        kind: "bidi_stream",
-    };
-    server
-        .metrics
-        .observe(rpc, code_name(code), start.elapsed());
+    record(
+        &server,
+        (SERVICE, "LeaseKeepAlive", "bidi_stream"),
+        code,
+        start,
+    );
 }
 
 #[tonic::async_trait]

@@ -67,15 +67,27 @@ pub(crate) async fn observed<T>(
         Ok(_) => tonic::Code::Ok,
         Err(s) => s.code(),
     };
+    record(server, (service, method, "unary"), code, start);
+    result
+}
+
+/// Counts one finished RPC and its time, as go-grpc-prometheus does for etcd: a
+/// stream when it ends, with the code it ended with. `rpc` is (service, method, kind:
+/// `unary`, `server_stream` or `bidi_stream`).
+pub(crate) fn record(
+    server: &Server,
+    (service, method, kind): (&'static str, &'static str, &'static str),
+    code: tonic::Code,
+    start: Instant,
+) {
     let rpc = Rpc {
         service,
         method,
-        kind: "unary",
+        kind,
     };
     server
         .metrics
         .observe(rpc, code_name(code), start.elapsed());
-    result
 }
 
 /// Proposes `req` through Raft and returns its applied response with the header filled

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use prost::Message as _;
@@ -27,8 +27,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::oversize;
 use super::status::watch_cancel_reason;
+use super::{oversize, record};
 use crate::mvcc::history;
 use crate::server::Server;
 use crate::watch::{self, Delivery, WatchStream, INVALID_WATCH_ID};
@@ -102,9 +102,21 @@ impl Session {
         }
     }
 
+    /// Serves the stream, then counts it in the RPC metrics with the code it ended
+    /// with.
+    async fn run<S>(mut self, inbound: S)
+    where
+        S: Stream<Item = Result<WatchRequest, Status>> + Unpin,
+    {
+        let start = Instant::now();
+        let code = self.serve(inbound).await;
+        let rpc = ("etcdserverpb.Watch", "Watch", "bidi_stream");
+        record(&self.server, rpc, code, start);
+    }
+
     /// Serves the stream until the client goes away. A client that half-closes its
     /// side keeps receiving events, as with etcd.
-    async fn run<S>(mut self, mut inbound: S)
+    async fn serve<S>(&mut self, mut inbound: S) -> tonic::Code
     where
         S: Stream<Item = Result<WatchRequest, Status>> + Unpin,
     {
@@ -120,13 +132,17 @@ impl Session {
                 _ = ticker.tick() => Step::Tick,
             };
             let sent = match step {
-                Step::ClientGone | Step::Delivery(None) => break,
+                Step::ClientGone => break tonic::Code::Cancelled,
+                // The hub closed: the member is shutting down.
+                Step::Delivery(None) => break tonic::Code::Unavailable,
                 // etcd ends the stream with the receive error (an oversized request
                 // message, say); the client may already be gone, so a failed send
                 // changes nothing.
                 Step::Request(Some(Err(status))) => {
-                    let _ = self.out.send(Err(oversize::translate(status))).await;
-                    break;
+                    let status = oversize::translate(status);
+                    let code = status.code();
+                    let _ = self.out.send(Err(status)).await;
+                    break code;
                 }
                 Step::Request(None) => {
                     inbound_open = false;
@@ -140,7 +156,7 @@ impl Session {
                 }
             };
             if sent.is_err() {
-                break;
+                break tonic::Code::Cancelled;
             }
         }
     }
