@@ -148,9 +148,12 @@ fn make_mirror_matches_etcdctl() {
         let (wa, wb) = (fix(da.endpoint()), fix(db.endpoint()));
         let wa: Vec<&str> = wa.iter().map(String::as_str).collect();
         let wb: Vec<&str> = wb.iter().map(String::as_str).collect();
-        let want = quiet(run_cli(&etcdctl, &sa.endpoint(), &wa, None, &[], LIMIT));
-        let got = quiet(run_cli(&revkvctl, &sb.endpoint(), &wb, None, &[], LIMIT));
-        assert_eq!(got, want, "{args:?}");
+        // With a global flag from the environment too, which applies once.
+        for env in [&[][..], &[("ETCDCTL_DIAL_TIMEOUT", "3s")]] {
+            let want = quiet(run_cli(&etcdctl, &sa.endpoint(), &wa, None, env, LIMIT));
+            let got = quiet(run_cli(&revkvctl, &sb.endpoint(), &wb, None, env, LIMIT));
+            assert_eq!(got, want, "{args:?} with {env:?}");
+        }
     }
     assert_eq!(contents(&da)["revision"], 1, "nothing was mirrored");
 

@@ -184,9 +184,11 @@ pub async fn execute(ctx: &mut Ctx) -> CtlResult {
         ));
     };
     let dest_endpoint = dest_endpoint.clone();
+    // The global flags once: applying `ETCDCTL_*` twice would take the variables for
+    // flags given twice.
     let (g, _) = ctx.global()?;
     let dest = Conn::connect(&dest_global(ctx, &g, &dest_endpoint)).await?;
-    let (source, _, _) = ctx.client().await?;
+    let source = Conn::connect(&g).await?;
     let prefix = ctx.str("prefix");
     mirror(ctx, &source, &dest, &prefix).await
 }
