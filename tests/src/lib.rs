@@ -8,10 +8,12 @@
 //!   temporary data directory and waits until `/health` reports healthy.
 //! * [`TestCluster`] does the same for N members bootstrapped together.
 //! * [`Etcdctl`] runs the stock `/usr/bin/etcdctl` (API v3) against it.
+//! * [`linearizability::check`] checks histories of concurrent puts and gets.
 //! * [`b64`] / [`unb64`] and [`json`] help with `-w json` output.
 
 pub mod cluster;
 pub mod etcdctl;
+pub mod linearizability;
 pub mod revkvctl;
 pub mod server;
 
