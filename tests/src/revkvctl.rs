@@ -27,6 +27,20 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// `r` without etcdctl's client-side zap log lines on stderr (`{"level":…}`: they carry
+/// timestamps and random client ids, and revkvctl logs nothing unless asked).
+pub fn without_client_logs(r: Run) -> Run {
+    Run {
+        stderr: r
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("{\"level\":"))
+            .map(|l| format!("{l}\n"))
+            .collect(),
+        ..r
+    }
+}
+
 /// Runs `bin --endpoints=<endpoint> args…` with `ETCDCTL_API=3` and no other
 /// `ETCDCTL_*` variables (plus `env`), feeding `stdin`; kills it after `limit`.
 ///

@@ -9,24 +9,10 @@
 use std::time::{Duration, Instant};
 
 use revkv_tests::etcdctl::{ctl_command, etcdctl_bin};
-use revkv_tests::revkvctl::{revkvctl_bin, run_cli, Run};
+use revkv_tests::revkvctl::{revkvctl_bin, run_cli, without_client_logs as quiet, Run};
 use revkv_tests::TestServer;
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// Without etcdctl's client-side zap log lines on stderr (timestamps and random
-/// client ids; revkvctl logs nothing unless asked).
-fn quiet(r: Run) -> Run {
-    Run {
-        stderr: r
-            .stderr
-            .lines()
-            .filter(|l| !l.starts_with("{\"level\":"))
-            .map(|l| format!("{l}\n"))
-            .collect(),
-        ..r
-    }
-}
 
 fn wait_for_revision(s: &TestServer, rev: i64) {
     let deadline = Instant::now() + LIMIT;

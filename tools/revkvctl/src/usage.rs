@@ -47,10 +47,15 @@ const DOCS: &[(&str, &str, &str, &str)] = &[
     ("user delete", "<user name>", "Deletes a user", ""),
     ("user get", "<user name> [options]", "Gets detailed information of a user", ""),
     ("user list", "", "Lists all users", ""),
+    ("user passwd", "<user name> [options]", "Changes password of user", ""),
+    ("user grant-role", "<user name> <role name>", "Grants a role to a user", ""),
+    ("user revoke-role", "<user name> <role name>", "Revokes a role from a user", ""),
     ("role add", "<role name>", "Adds a new role", ""),
     ("role delete", "<role name>", "Deletes a role", ""),
     ("role get", "<role name>", "Gets detailed information of a role", ""),
     ("role list", "", "Lists all roles", ""),
+    ("role grant-permission", "[options] <role name> <permission type> <key> [endkey]", "Grants a key to a role", ""),
+    ("role revoke-permission", "<role name> <key> [endkey]", "Revokes a key from a role", ""),
 ];
 
 const PUT_LONG: &str = "Puts the given key into the store.

@@ -241,7 +241,7 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         path: &["user", "add"],
-        specs: &[],
+        specs: auth::USER_ADD_SPECS,
     },
     Command {
         path: &["user", "delete"],
@@ -249,10 +249,22 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         path: &["user", "get"],
-        specs: &[],
+        specs: auth::USER_GET_SPECS,
     },
     Command {
         path: &["user", "list"],
+        specs: &[],
+    },
+    Command {
+        path: &["user", "passwd"],
+        specs: auth::USER_PASSWD_SPECS,
+    },
+    Command {
+        path: &["user", "grant-role"],
+        specs: &[],
+    },
+    Command {
+        path: &["user", "revoke-role"],
         specs: &[],
     },
     Command {
@@ -270,6 +282,14 @@ pub const COMMANDS: &[Command] = &[
     Command {
         path: &["role", "list"],
         specs: &[],
+    },
+    Command {
+        path: &["role", "grant-permission"],
+        specs: auth::GRANT_SPECS,
+    },
+    Command {
+        path: &["role", "revoke-permission"],
+        specs: auth::REVOKE_SPECS,
     },
 ];
 
