@@ -55,7 +55,35 @@ fn init_tracing(args: &[String]) {
         .try_init();
 }
 
+/// Where the first word that is not a flag (nor a global flag's value) is.
+fn first_word(args: &[String]) -> Option<usize> {
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            return None;
+        }
+        if !a.starts_with('-') || a.len() == 1 {
+            return Some(i);
+        }
+        i += if flags::takes_value(global::SPECS, a) { 2 } else { 1 };
+    }
+    None
+}
+
 async fn run(args: Vec<String>, env: Vec<(String, String)>) -> CtlResult {
+    // cobra's `help [command]`: `help` as the first word, global flags around it.
+    if let Some(at) = first_word(&args).filter(|&i| args[i] == "help") {
+        let mut rest = args.clone();
+        rest.remove(at);
+        let text = match command::resolve(&rest) {
+            Resolved::Run(cmd, _) => usage::command_help(cmd),
+            Resolved::Group(path) => usage::group_help(&path),
+            Resolved::Unknown(word, path) => return Err(usage::unknown_command(&word, &path)),
+        };
+        command::out(text.as_bytes());
+        return Ok(());
+    }
     let (cmd, rest) = match command::resolve(&args) {
         Resolved::Run(cmd, rest) => (cmd, rest),
         Resolved::Unknown(word, path) => return Err(usage::unknown_command(&word, &path)),

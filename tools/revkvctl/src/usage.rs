@@ -2,6 +2,7 @@
 //! template: NAME / USAGE / DESCRIPTION / OPTIONS / GLOBAL OPTIONS, the flag
 //! columns aligned with tabs (Go's tabwriter, tab width 8).
 
+use crate::command::version::{API_VERSION, ETCDCTL_VERSION};
 use crate::command::{Command, HELP};
 use crate::exit::CtlError;
 use crate::flags::{Kind, Spec};
@@ -90,24 +91,64 @@ fn flag_cell(s: &Spec) -> String {
     }
 }
 
-/// Flag lines aligned as Go's `tabwriter.NewWriter(out, 0, 8, 1, '\t', 0)`.
-fn flag_block(specs: &[Spec]) -> String {
-    let mut specs: Vec<&Spec> = specs.iter().filter(|s| !s.hidden).collect();
-    specs.sort_by_key(|s| s.name);
-    let cells: Vec<String> = specs.iter().map(|s| flag_cell(s)).collect();
-    let width = cells.iter().map(|c| c.chars().count()).max().unwrap_or(0) + 1;
+/// Two columns aligned as Go's `tabwriter.NewWriter(out, 0, 8, 1, '\t', 0)`, each
+/// line starting with `lead`.
+fn aligned<'a>(rows: impl IntoIterator<Item = (String, &'a str)>, lead: &str) -> String {
+    let rows: Vec<(String, &str)> = rows.into_iter().collect();
+    let width = rows
+        .iter()
+        .map(|(c, _)| c.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 1;
     let col = width.div_ceil(8) * 8;
     let mut out = String::new();
-    for (cell, s) in cells.iter().zip(&specs) {
+    for (cell, text) in &rows {
         let len = cell.chars().count();
-        let tabs = (col - len).div_ceil(8);
+        out.push_str(lead);
         out.push_str(cell);
-        out.push_str(&"\t".repeat(tabs));
-        out.push_str(s.usage);
+        out.push_str(&"\t".repeat((col - len).div_ceil(8)));
+        out.push_str(text);
         out.push('\n');
     }
     out
 }
+
+/// Flag lines, sorted by name, as etcdctl's help shows them.
+fn flag_block(specs: &[Spec]) -> String {
+    let mut specs: Vec<&Spec> = specs.iter().filter(|s| !s.hidden).collect();
+    specs.sort_by_key(|s| s.name);
+    aligned(specs.iter().map(|s| (flag_cell(s), s.usage)), "")
+}
+
+/// The `-h` flag as a command (or group) named `name` shows it.
+fn help_flag(name: &str) -> Spec {
+    let usage: &'static str = Box::leak(format!("help for {name}").into_boxed_str());
+    let mut help = HELP.short('h');
+    help.usage = usage;
+    help
+}
+
+/// etcdctl's command groups: name, use line after the name, short description.
+const GROUPS: &[(&str, &str, &str)] = &[
+    ("alarm", "<subcommand>", "Alarm related commands"),
+    (
+        "auth",
+        "<enable or disable>",
+        "Enable or disable authentication",
+    ),
+    (
+        "check",
+        "<subcommand>",
+        "commands for checking properties of the etcd cluster",
+    ),
+    ("endpoint", "<subcommand>", "Endpoint related commands"),
+    ("lease", "<subcommand>", "Lease related commands"),
+    ("member", "<subcommand>", "Membership related commands"),
+    ("role", "<subcommand>", "Role related commands"),
+    ("snapshot", "<subcommand>", "Manages etcd node snapshots"),
+    ("user", "<subcommand>", "User related commands"),
+];
 
 fn doc(path: &str) -> (&'static str, &'static str, &'static str) {
     DOCS.iter()
@@ -137,11 +178,7 @@ pub fn command_help(cmd: &Command) -> String {
     }
     let (inherited, mut local): (Vec<Spec>, Vec<Spec>) =
         cmd.specs.iter().partition(|s| s.inherited);
-    let help_usage: &'static str =
-        Box::leak(format!("help for {}", cmd.path[cmd.path.len() - 1]).into_boxed_str());
-    let mut help = HELP.short('h');
-    help.usage = help_usage;
-    local.push(help);
+    local.push(help_flag(cmd.path[cmd.path.len() - 1]));
     out.push_str("OPTIONS:\n");
     out.push_str(&flag_block(&local));
     out.push_str("\nGLOBAL OPTIONS:\n");
@@ -151,20 +188,53 @@ pub fn command_help(cmd: &Command) -> String {
     out
 }
 
-/// The help of a command group (`etcdctl lease`).
+/// The help of etcdctl itself (`path` empty) or of a command group (`etcdctl lease`),
+/// in etcdctl's template: the commands sorted and aligned, then the flags.
 pub fn group_help(path: &[&str]) -> String {
-    let mut out = String::from("NAME:\n");
-    if path.is_empty() {
-        out.push_str("\tetcdctl - A simple command line client for etcd3.\n\nCOMMANDS:\n");
-    } else {
-        out.push_str(&format!("\t{}\n\nCOMMANDS:\n", path.join(" ")));
-    }
-    for (p, _, short, _) in DOCS {
-        if p.starts_with(&path.join(" ")) {
-            out.push_str(&format!("\t{p}\t{short}\n"));
+    let Some(group) = path.first() else {
+        let mut commands: Vec<(String, &str)> = DOCS
+            .iter()
+            .map(|(p, _, short, _)| ((*p).to_owned(), *short))
+            .collect();
+        commands.push(("help".to_owned(), "Help about any command"));
+        commands.sort();
+        let mut globals: Vec<Spec> = global::SPECS.to_vec();
+        globals.push(help_flag("etcdctl"));
+        return format!(
+            "NAME:\n\tetcdctl - A simple command line client for etcd3.\n\nUSAGE:\n\tetcdctl [flags]\n\nVERSION:\n\t{ETCDCTL_VERSION}\n\nAPI VERSION:\n\t{API_VERSION}\n\n\nCOMMANDS:\n{}\nOPTIONS:\n{}\n",
+            aligned(commands, "\t"),
+            flag_block(&globals)
+        );
+    };
+    let (_, use_line, short) =
+        GROUPS
+            .iter()
+            .find(|g| g.0 == *group)
+            .copied()
+            .unwrap_or((group, "<subcommand>", ""));
+    let mut commands: Vec<(String, &str)> = Vec::new();
+    let mut local: Vec<Spec> = Vec::new();
+    for cmd in crate::command::COMMANDS
+        .iter()
+        .filter(|c| c.path[0] == *group)
+    {
+        let (_, sub_short, _) = doc(&cmd.path.join(" "));
+        commands.push((cmd.path[1..].join(" "), sub_short));
+        // A group's own flags are those its commands inherit (`endpoint --cluster`).
+        for s in cmd.specs.iter().filter(|s| s.inherited) {
+            if !local.iter().any(|l| l.name == s.name) {
+                local.push(*s);
+            }
         }
     }
-    out
+    commands.sort();
+    local.push(help_flag(group));
+    format!(
+        "NAME:\n\t{group} - {short}\n\nUSAGE:\n\tetcdctl {group} {use_line} [flags]\n\nAPI VERSION:\n\t{API_VERSION}\n\n\nCOMMANDS:\n{}\nOPTIONS:\n{}\nGLOBAL OPTIONS:\n{}\n",
+        aligned(commands, "\t"),
+        flag_block(&local),
+        flag_block(global::SPECS)
+    )
 }
 
 /// A bad flag: cobra prints the error, etcdctl's usage on stdout, and the error
