@@ -66,7 +66,11 @@ fn first_word(args: &[String]) -> Option<usize> {
         if !a.starts_with('-') || a.len() == 1 {
             return Some(i);
         }
-        i += if flags::takes_value(global::SPECS, a) { 2 } else { 1 };
+        i += if flags::takes_value(global::SPECS, a) {
+            2
+        } else {
+            1
+        };
     }
     None
 }
