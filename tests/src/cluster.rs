@@ -223,11 +223,7 @@ impl ClusterMember {
 
     fn signal(&self, sig: &str) {
         let child = self.child.as_ref().expect("member is not running");
-        let ok = Command::new("kill")
-            .args([sig, &child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(ok.success(), "kill {sig} {} failed", child.id());
+        crate::signal(child, sig);
     }
 
     /// SIGTERM the process and wait (bounded) for it to exit cleanly.
@@ -237,11 +233,7 @@ impl ClusterMember {
     /// SIGKILLed).
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("stop: member is not running");
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("run kill -TERM");
-        assert!(ok.success(), "kill -TERM {} failed", child.id());
+        crate::signal(&child, "-TERM");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().expect("try_wait") {

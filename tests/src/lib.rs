@@ -21,6 +21,19 @@ pub use cluster::{ClusterMember, MemberStatus, TestCluster};
 pub use etcdctl::{error_line, CmdOutput, Etcdctl};
 pub use server::{free_port, http_get, revkv_bench_bin, TestServer};
 
+/// Sends `sig` (`-TERM`, `-INT`, `-KILL`, `-STOP`, …) to `child` with kill(1), as a user
+/// would: the workspace forbids `unsafe`, so no libc call.
+///
+/// # Panics
+/// If kill cannot be run or fails (the process is gone).
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("run kill {sig}: {e}"));
+    assert!(ok.success(), "kill {sig} {} failed", child.id());
+}
+
 /// Which server implementation the suite runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {

@@ -297,11 +297,7 @@ impl TestServer {
     /// SIGKILLed).
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("stop: server is not running");
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("run kill -TERM");
-        assert!(status.success(), "kill -TERM {} failed", child.id());
+        crate::signal(&child, "-TERM");
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             if let Some(status) = child.try_wait().expect("try_wait") {

@@ -667,12 +667,7 @@ fn until_sigint(bin: &std::path::Path, ep: &str, args: &[&str], lines: usize) ->
     for _ in 0..lines {
         so.read_line(&mut stdout).expect("read a line");
     }
-    let pid = child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill -INT");
-    assert!(killed.success());
+    revkv_tests::signal(&child, "-INT");
     let status = child.wait().expect("wait");
     let _ = so.read_to_string(&mut stdout);
     let mut stderr = String::new();

@@ -49,12 +49,7 @@ fn mirror(
     wait_for_revision(dst, last);
     // Nothing more may arrive: give a stray write the time to show up.
     std::thread::sleep(Duration::from_millis(300));
-    let pid = child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    revkv_tests::signal(&child, "-KILL");
     let out = child.wait_with_output().expect("wait");
     quiet(Run {
         code: out.status.code(),
