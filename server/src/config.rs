@@ -105,6 +105,18 @@ pub struct Config {
     #[arg(long, default_value = "basic", value_parser = ["basic", "extensive"])]
     pub metrics: String,
 
+    /// Specify auth token type: 'simple' (the only one revkv provides).
+    #[arg(long, default_value = "simple", value_parser = ["simple"])]
+    pub auth_token: String,
+
+    /// Time (in seconds) of the auth token's life after its last use.
+    #[arg(long, default_value_t = 300)]
+    pub auth_token_ttl: u64,
+
+    /// Specify bcrypt algorithm cost factor for auth password hashing.
+    #[arg(long, default_value_t = bcrypt::DEFAULT_COST, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
+
     /// Path to the client server TLS cert file.
     #[arg(long, default_value = "")]
     pub cert_file: String,
@@ -217,6 +229,14 @@ impl Config {
     }
 
     /// etcd's limit on a request's duration: 5 s plus two election timeouts.
+    /// The auth store's settings.
+    pub fn auth_config(&self) -> crate::auth::AuthConfig {
+        crate::auth::AuthConfig {
+            token_ttl: Duration::from_secs(self.auth_token_ttl),
+            bcrypt_cost: self.bcrypt_cost,
+        }
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(5) + 2 * Duration::from_millis(self.election_timeout)
     }

@@ -3,7 +3,7 @@
 //! The single mapping to a gRPC status (etcd's codes and strings) is in
 //! [`crate::api::status`].
 
-use crate::{api, apply, backup, cluster, lease, mvcc, raft, storage};
+use crate::{api, apply, auth, backup, cluster, lease, mvcc, raft, storage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,7 +22,7 @@ pub enum Error {
     #[error(transparent)]
     Cluster(#[from] cluster::Error),
     #[error(transparent)]
-    Auth(#[from] api::auth::Error),
+    Auth(#[from] auth::Error),
     #[error(transparent)]
     Recipe(#[from] api::recipes::RecipeError),
     #[error("unsupported request: {0}")]

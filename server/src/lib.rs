@@ -10,6 +10,7 @@
 pub mod alarm;
 pub mod api;
 pub mod apply;
+pub mod auth;
 pub mod backup;
 pub mod cluster;
 pub mod config;

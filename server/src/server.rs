@@ -17,6 +17,7 @@ use crate::alarm::Alarms;
 use crate::api::validate::RequestError;
 use crate::apply::member::{MemberEffect, Members};
 use crate::apply::{handoff, Applier, Outcome, Response};
+use crate::auth::{AuthInfo, AuthStore};
 use crate::cluster::{self, Change, Membership};
 use crate::config::Config;
 use crate::doorbell::{self, Doorbell};
@@ -51,6 +52,8 @@ pub struct Server {
     pub transport: Arc<Transport>,
     /// The cluster's alarms as of the applied index (the applier updates them).
     pub alarms: Arc<Alarms>,
+    /// Users, roles and tokens as of the applied index (the applier updates them).
+    pub auth: Arc<AuthStore>,
     wait: Arc<Wait<Outcome>>,
     compactor: Arc<Compactor>,
     applied: watch::Receiver<u64>,
@@ -219,6 +222,10 @@ impl Server {
 
         let (applied_tx, applied_rx) = watch::channel(applied_index);
         let alarms = Arc::new(Alarms::load(store.storage())?);
+        let auth = Arc::new(
+            AuthStore::open(store.storage().clone(), cfg.auth_config())
+                .map_err(|e| StartError::Unsupported(format!("loading the auth store: {e}")))?,
+        );
         let leases = Arc::new(Lessor::open(
             store.storage().clone(),
             LessorConfig::from_timing(cfg.heartbeat_interval, cfg.election_timeout),
@@ -274,6 +281,7 @@ impl Server {
             applied: applied_index,
             members,
             alarms: alarms.clone(),
+            auth: auth.clone(),
         };
         let fatal_apply = fatal.clone();
         let apply_thread = std::thread::Builder::new()
@@ -299,6 +307,7 @@ impl Server {
             membership,
             transport,
             alarms,
+            auth,
             wait,
             compactor,
             applied: applied_rx,
@@ -343,14 +352,58 @@ impl Server {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Proposes a write and waits until it is applied.
+    /// Who a client is, from the token it sent (gRPC metadata `token`). While auth
+    /// is disabled everyone is nobody and a token is ignored; while it is enabled a
+    /// token must be one this member knows.
+    pub fn auth_info(&self, token: Option<&[u8]>) -> Result<AuthInfo, Error> {
+        match token {
+            Some(t) if self.auth.is_enabled() => {
+                let t = std::str::from_utf8(t).map_err(|_| crate::auth::Error::InvalidToken)?;
+                Ok(self.auth.info_for_token(t)?)
+            }
+            _ => Ok(AuthInfo::default()),
+        }
+    }
+
+    /// Proposes the member's own write and waits until it is applied. Auth does not
+    /// check it: a client's request goes through [`Server::propose_checked`].
     pub async fn propose(
         &self,
         request: internal_raft_request::Request,
     ) -> Result<Response, Error> {
+        self.propose_with(None, request).await
+    }
+
+    /// Proposes a client's write, sent by `user`, and waits until it is applied; apply
+    /// refuses it if auth is enabled and the user may not make it.
+    pub async fn propose_checked(
+        &self,
+        user: &AuthInfo,
+        request: internal_raft_request::Request,
+    ) -> Result<Response, Error> {
+        self.propose_with(Some(user), request).await
+    }
+
+    async fn propose_with(
+        &self,
+        user: Option<&AuthInfo>,
+        request: internal_raft_request::Request,
+    ) -> Result<Response, Error> {
         let id = self.next_request_id();
+        let header = match user {
+            Some(u) => RequestHeader {
+                id,
+                username: u.username.clone(),
+                auth_revision: u.revision,
+                checked: true,
+            },
+            None => RequestHeader {
+                id,
+                ..Default::default()
+            },
+        };
         let msg = InternalRaftRequest {
-            header: Some(RequestHeader { id }),
+            header: Some(header),
             request: Some(request),
         };
         let data = msg.encode_to_vec();

@@ -20,7 +20,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::forward::LeaderLink;
-use super::{instrumented, oversize, propose, quota, record};
+use super::{instrumented, oversize, propose, propose_as, quota, record};
 use crate::apply::Leases;
 use crate::lease::{self, Renewal, MAX_LEASE_TTL};
 use crate::server::Server;
@@ -70,9 +70,16 @@ impl LeaseService {
         propose(&self.server, Internal::LeaseGrant(req)).await
     }
 
-    async fn revoke(&self, req: LeaseRevokeRequest) -> Result<LeaseRevokeResponse, Error> {
+    /// Revoking deletes the lease's keys, so apply checks that `token`'s user may
+    /// write every one of them.
+    async fn revoke(
+        &self,
+        token: Option<&[u8]>,
+        req: LeaseRevokeRequest,
+    ) -> Result<LeaseRevokeResponse, Error> {
         self.server.refuse_on_learner()?;
-        propose(&self.server, Internal::LeaseRevoke(req)).await
+        let user = self.server.auth_info(token)?;
+        propose_as(&self.server, &user, Internal::LeaseRevoke(req)).await
     }
 
     async fn time_to_live(
@@ -298,11 +305,12 @@ impl Lease for LeaseService {
         &self,
         r: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let (meta, _, r) = r.into_parts();
         instrumented(
             &self.server,
             SERVICE,
             "LeaseRevoke",
-            self.revoke(r.into_inner()),
+            self.revoke(super::token(&meta), r),
         )
         .await
     }

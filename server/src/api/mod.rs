@@ -99,6 +99,32 @@ pub(crate) async fn propose<T: Applied>(
     applied(server, server.propose(req).await?)
 }
 
+/// [`propose`] for a client's request, which apply checks against `user`'s
+/// permissions while auth is enabled.
+pub(crate) async fn propose_as<T: Applied>(
+    server: &Server,
+    user: &crate::auth::AuthInfo,
+    req: internal_raft_request::Request,
+) -> Result<T, Error> {
+    applied(server, server.propose_checked(user, req).await?)
+}
+
+/// The auth token a request carries: gRPC metadata `token`, as etcd's clients send
+/// it (newer ones may send `authorization`).
+pub(crate) fn token(meta: &tonic::metadata::MetadataMap) -> Option<&[u8]> {
+    meta.get("token")
+        .or_else(|| meta.get("authorization"))
+        .map(|v| v.as_bytes())
+}
+
+/// [`token`] from the raw HTTP/2 headers, for [`unary`]'s direct path.
+pub(crate) fn header_token(headers: &http::HeaderMap) -> Option<bytes::Bytes> {
+    headers
+        .get("token")
+        .or_else(|| headers.get("authorization"))
+        .map(|v| bytes::Bytes::copy_from_slice(v.as_bytes()))
+}
+
 /// Takes the applied response of the type the proposer expects, header filled in.
 pub(crate) fn applied<T: Applied>(server: &Server, r: crate::apply::Response) -> Result<T, Error> {
     let mut resp = T::from_response(r)

@@ -27,6 +27,7 @@ use revkv_proto::prefix_end;
 
 use super::kv::KvService;
 use super::lease::LeaseService;
+use crate::auth::AuthInfo;
 use crate::server::Server;
 use crate::{mvcc, watch, Error};
 
@@ -70,6 +71,8 @@ pub struct Local {
     server: Arc<Server>,
     kv: KvService,
     leases: LeaseService,
+    /// Whose calls these are: the Lock or Election caller's, checked as theirs.
+    user: AuthInfo,
 }
 
 impl Local {
@@ -78,7 +81,17 @@ impl Local {
             kv: KvService::new(server.clone()),
             leases: LeaseService::new(server.clone()),
             server,
+            user: AuthInfo::default(),
         }
+    }
+
+    /// This client acting for the caller whose token is `token` (etcd's lock and
+    /// election servers pass the caller's context, token included, to their client).
+    pub fn for_caller(&self, token: Option<&[u8]>) -> Result<Local, Error> {
+        Ok(Local {
+            user: self.server.auth_info(token)?,
+            ..self.clone()
+        })
     }
 
     /// etcd's `concurrency.NewSession` with the caller's lease, orphaned (nobody keeps
@@ -98,24 +111,27 @@ impl Local {
     }
 
     pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
-        self.kv.txn(req).await
+        self.kv.txn(&self.user, req).await
     }
 
     /// Deletes `key`; returns the response header.
     pub async fn delete(&self, key: Vec<u8>) -> Result<ResponseHeader, Error> {
         let resp = self
             .kv
-            .delete_range(DeleteRangeRequest {
-                key,
-                ..Default::default()
-            })
+            .delete_range(
+                &self.user,
+                DeleteRangeRequest {
+                    key,
+                    ..Default::default()
+                },
+            )
             .await?;
         Ok(resp.header.unwrap_or_default())
     }
 
     /// The oldest key under `prefix` (etcd's `WithFirstCreate`), linearizably.
     pub async fn first_created(&self, prefix: &[u8]) -> Result<RangeResponse, Error> {
-        self.kv.range(first_created(prefix)).await
+        self.kv.range(&self.user, first_created(prefix)).await
     }
 
     /// Waits until no key under `prefix` created at or before `max_create_rev` is
@@ -128,15 +144,18 @@ impl Local {
         loop {
             let resp = self
                 .kv
-                .range(RangeRequest {
-                    key: prefix.to_vec(),
-                    range_end: prefix_end(prefix),
-                    sort_order: SortOrder::Descend as i32,
-                    sort_target: SortTarget::Create as i32,
-                    limit: 1,
-                    max_create_revision: max_create_rev,
-                    ..Default::default()
-                })
+                .range(
+                    &self.user,
+                    RangeRequest {
+                        key: prefix.to_vec(),
+                        range_end: prefix_end(prefix),
+                        sort_order: SortOrder::Descend as i32,
+                        sort_target: SortTarget::Create as i32,
+                        limit: 1,
+                        max_create_revision: max_create_rev,
+                        ..Default::default()
+                    },
+                )
                 .await?;
             let header = resp.header.unwrap_or_default();
             let Some(newest) = resp.kvs.into_iter().next() else {

@@ -4,7 +4,7 @@
 use tonic::{Code, Status};
 
 use super::validate::RequestError;
-use crate::{apply, cluster, lease, mvcc, raft, watch, Error};
+use crate::{apply, auth, cluster, lease, mvcc, raft, watch, Error};
 
 impl From<Error> for Status {
     fn from(e: Error) -> Status {
@@ -139,10 +139,8 @@ impl From<Error> for Status {
                 cluster::Error::Forwarded(status) => return status.clone(),
                 _ => return internal(&e),
             },
-            Error::Auth(super::auth::Error::NotEnabled) => (
-                Code::FailedPrecondition,
-                "etcdserver: authentication is not enabled",
-            ),
+            Error::Auth(auth::Error::Corrupt(_) | auth::Error::Hash(_)) => return internal(&e),
+            Error::Auth(a) => auth_status(a),
             // etcd's lock and election servers return these as plain Go errors.
             Error::Recipe(r) => return Status::new(Code::Unknown, r.to_string()),
             Error::Storage(_) | Error::Backup(_) => return internal(&e),
@@ -150,6 +148,59 @@ impl From<Error> for Status {
             Error::Forwarded(s) => return s.clone(),
         };
         Status::new(code, msg)
+    }
+}
+
+/// etcd's status for an auth error (`rpctypes/error.go`).
+fn auth_status(e: &auth::Error) -> (Code, &'static str) {
+    use auth::Error as A;
+    match e {
+        A::NotEnabled => (
+            Code::FailedPrecondition,
+            "etcdserver: authentication is not enabled",
+        ),
+        A::AuthFailed => (
+            Code::InvalidArgument,
+            "etcdserver: authentication failed, invalid user ID or password",
+        ),
+        A::InvalidToken => (Code::Unauthenticated, "etcdserver: invalid auth token"),
+        A::OldRevision => (
+            Code::InvalidArgument,
+            "etcdserver: revision of auth store is old",
+        ),
+        A::PermissionDenied => (Code::PermissionDenied, "etcdserver: permission denied"),
+        A::UserEmpty => (Code::InvalidArgument, "etcdserver: user name is empty"),
+        A::UserAlreadyExists => (
+            Code::FailedPrecondition,
+            "etcdserver: user name already exists",
+        ),
+        A::UserNotFound => (Code::FailedPrecondition, "etcdserver: user name not found"),
+        A::RoleEmpty => (Code::InvalidArgument, "etcdserver: role name is empty"),
+        A::RoleAlreadyExists => (
+            Code::FailedPrecondition,
+            "etcdserver: role name already exists",
+        ),
+        A::RoleNotFound => (Code::FailedPrecondition, "etcdserver: role name not found"),
+        A::RoleNotGranted => (
+            Code::FailedPrecondition,
+            "etcdserver: role is not granted to the user",
+        ),
+        A::PermissionNotGranted => (
+            Code::FailedPrecondition,
+            "etcdserver: permission is not granted to the role",
+        ),
+        A::PermissionNotGiven => (Code::InvalidArgument, "etcdserver: permission not given"),
+        A::RootUserMissing => (
+            Code::FailedPrecondition,
+            "etcdserver: root user does not exist",
+        ),
+        A::RootRoleMissing => (
+            Code::FailedPrecondition,
+            "etcdserver: root user does not have root role",
+        ),
+        A::InvalidManagement => (Code::InvalidArgument, "etcdserver: invalid auth management"),
+        // Damage and failures of the member itself, not the request's fault.
+        A::Corrupt(_) | A::Hash(_) => (Code::Internal, "etcdserver: auth store failure"),
     }
 }
 

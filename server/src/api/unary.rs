@@ -127,9 +127,10 @@ where
             Some(method) => {
                 let kv = self.kv.clone();
                 let max = self.max_message;
+                let token = super::header_token(req.headers());
                 Box::pin(async move {
                     let answer = match read_message(req.into_body(), max).await {
-                        Ok(msg) => serve(&kv, method, msg).await,
+                        Ok(msg) => serve(&kv, method, token.as_deref(), msg).await,
                         Err(status) => Err(status),
                     };
                     Ok(match answer {
@@ -151,13 +152,18 @@ where
 }
 
 /// Decodes the request, runs the KV handler, and frames its answer.
-async fn serve(kv: &KvService, method: Method, msg: Bytes) -> Result<Bytes, Status> {
+async fn serve(
+    kv: &KvService,
+    method: Method,
+    token: Option<&[u8]>,
+    msg: Bytes,
+) -> Result<Bytes, Status> {
     match method {
-        Method::Range => frame(&kv.range_rpc(decode(msg)?).await?),
-        Method::Put => frame(&kv.put_rpc(decode(msg)?).await?),
-        Method::DeleteRange => frame(&kv.delete_range_rpc(decode(msg)?).await?),
-        Method::Txn => frame(&kv.txn_rpc(decode(msg)?).await?),
-        Method::Compact => frame(&kv.compact_rpc(decode(msg)?).await?),
+        Method::Range => frame(&kv.range_rpc(token, decode(msg)?).await?),
+        Method::Put => frame(&kv.put_rpc(token, decode(msg)?).await?),
+        Method::DeleteRange => frame(&kv.delete_range_rpc(token, decode(msg)?).await?),
+        Method::Txn => frame(&kv.txn_rpc(token, decode(msg)?).await?),
+        Method::Compact => frame(&kv.compact_rpc(token, decode(msg)?).await?),
     }
 }
 

@@ -7,6 +7,7 @@
 //! reached disk and never applies an entry twice. Apply reads no clock and no other
 //! local state, so every member computes the same result from the same log.
 
+pub mod auth;
 pub mod handoff;
 pub mod kv;
 pub mod lease;
@@ -20,13 +21,18 @@ use std::sync::Arc;
 use prost::Message as _;
 use raft::prelude::{Entry, EntryType};
 use revkv_proto::etcdserverpb::{
-    AlarmResponse, AlarmType, CompactionRequest, CompactionResponse, DeleteRangeResponse,
-    LeaseGrantResponse, LeaseRevokeResponse, MemberAddResponse, MemberPromoteResponse,
-    MemberRemoveResponse, MemberUpdateResponse, PutResponse, ResponseHeader, TxnResponse,
+    AlarmResponse, AlarmType, AuthDisableResponse, AuthEnableResponse, AuthRoleAddResponse,
+    AuthRoleDeleteResponse, AuthRoleGrantPermissionResponse, AuthRoleRevokePermissionResponse,
+    AuthUserAddResponse, AuthUserChangePasswordResponse, AuthUserDeleteResponse,
+    AuthUserGrantRoleResponse, AuthUserRevokeRoleResponse, AuthenticateResponse, CompactionRequest,
+    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse,
+    MemberAddResponse, MemberPromoteResponse, MemberRemoveResponse, MemberUpdateResponse,
+    PutResponse, ResponseHeader, TxnResponse,
 };
 use revkv_proto::revkvpb::{internal_raft_request::Request, InternalRaftRequest};
 
 use crate::alarm::Alarms;
+use crate::auth::AuthStore;
 use crate::cluster::Change;
 use crate::lease::Lessor;
 use crate::mvcc::{self, compact::Compactor, ApplyBatch, KvStore};
@@ -65,6 +71,18 @@ pub enum Response {
     /// A member's published attributes were recorded.
     MemberAttr,
     Alarm(AlarmResponse),
+    AuthEnable(AuthEnableResponse),
+    AuthDisable(AuthDisableResponse),
+    Authenticate(AuthenticateResponse),
+    UserAdd(AuthUserAddResponse),
+    UserDelete(AuthUserDeleteResponse),
+    UserChangePassword(AuthUserChangePasswordResponse),
+    UserGrantRole(AuthUserGrantRoleResponse),
+    UserRevokeRole(AuthUserRevokeRoleResponse),
+    RoleAdd(AuthRoleAddResponse),
+    RoleDelete(AuthRoleDeleteResponse),
+    RoleGrantPermission(AuthRoleGrantPermissionResponse),
+    RoleRevokePermission(AuthRoleRevokePermissionResponse),
 }
 
 /// One applied response type: how to take it out of a [`Response`] and where its header
@@ -103,6 +121,18 @@ applied! {
     MemberPromote => MemberPromoteResponse,
     MemberUpdate => MemberUpdateResponse,
     Alarm => AlarmResponse,
+    AuthEnable => AuthEnableResponse,
+    AuthDisable => AuthDisableResponse,
+    Authenticate => AuthenticateResponse,
+    UserAdd => AuthUserAddResponse,
+    UserDelete => AuthUserDeleteResponse,
+    UserChangePassword => AuthUserChangePasswordResponse,
+    UserGrantRole => AuthUserGrantRoleResponse,
+    UserRevokeRole => AuthUserRevokeRoleResponse,
+    RoleAdd => AuthRoleAddResponse,
+    RoleDelete => AuthRoleDeleteResponse,
+    RoleGrantPermission => AuthRoleGrantPermissionResponse,
+    RoleRevokePermission => AuthRoleRevokePermissionResponse,
 }
 
 /// The result delivered to the proposer's waiter.
@@ -129,6 +159,8 @@ pub struct Applier {
     pub members: member::Members,
     /// The cluster's alarms (shared with the API, which lists them).
     pub alarms: Arc<Alarms>,
+    /// Users, roles and tokens (shared with the API, which checks requests).
+    pub auth: Arc<AuthStore>,
 }
 
 impl Applier {
@@ -170,8 +202,9 @@ impl Applier {
                 &self.leases,
                 &mut self.members,
                 &self.alarms,
+                &self.auth,
                 &mut batch,
-                req,
+                (e.index, req),
             );
             if let Err(crate::Error::Apply(Error::Mvcc(
                 e @ (mvcc::Error::Corrupt(_) | mvcc::Error::Storage(_)),
@@ -207,10 +240,30 @@ fn apply_request(
     lessor: &Arc<Lessor>,
     members: &mut member::Members,
     alarms: &Alarms,
+    auth_store: &AuthStore,
     batch: &mut ApplyBatch<'_>,
-    req: InternalRaftRequest,
+    (index, req): (u64, InternalRaftRequest),
 ) -> Outcome {
     let leases = &**lessor;
+    // etcd's auth applier, outermost: a client's request its user may not make
+    // changes nothing, whatever the alarms.
+    if let (Some(info), Some(r)) = (
+        auth::checked_info(auth_store, req.header.as_ref()),
+        &req.request,
+    ) {
+        if auth::is_management(r) {
+            auth_store.check_admin(&info)?;
+        } else {
+            auth::permit(auth_store, &info, batch, r)?;
+        }
+    }
+    if let Some(outcome) = req
+        .request
+        .as_ref()
+        .and_then(|r| auth::apply(auth_store, batch, index, r))
+    {
+        return outcome;
+    }
     // etcd's corrupt applier: while a corruption alarm holds, no request through the
     // log commits but alarms and membership (reads served outside the log go on).
     if alarms.any(AlarmType::Corrupt)

@@ -51,6 +51,9 @@ impl Applier {
             self.alarms
                 .reload(&storage)
                 .map_err(|e| mvcc::Error::Corrupt(format!("reloading the alarms: {e}")))?;
+            self.auth
+                .reload()
+                .map_err(|e| mvcc::Error::Corrupt(format!("reloading the auth store: {e}")))?;
             self.compactor.schedule(self.store.compact_rev());
             Ok(())
         })();
