@@ -179,19 +179,23 @@ impl Cluster for ClusterService {
         &self,
         r: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
-        instrumented(&self.server, SERVICE, "MemberAdd", self.add(r.into_inner())).await
+        let admin = super::admin(&self.server, r.metadata());
+        instrumented(&self.server, SERVICE, "MemberAdd", async {
+            admin?;
+            self.add(r.into_inner()).await
+        })
+        .await
     }
 
     async fn member_remove(
         &self,
         r: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
-        instrumented(
-            &self.server,
-            SERVICE,
-            "MemberRemove",
-            self.remove(r.into_inner()),
-        )
+        let admin = super::admin(&self.server, r.metadata());
+        instrumented(&self.server, SERVICE, "MemberRemove", async {
+            admin?;
+            self.remove(r.into_inner()).await
+        })
         .await
     }
 
@@ -199,12 +203,11 @@ impl Cluster for ClusterService {
         &self,
         r: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
-        instrumented(
-            &self.server,
-            SERVICE,
-            "MemberUpdate",
-            self.update(r.into_inner()),
-        )
+        let admin = super::admin(&self.server, r.metadata());
+        instrumented(&self.server, SERVICE, "MemberUpdate", async {
+            admin?;
+            self.update(r.into_inner()).await
+        })
         .await
     }
 
@@ -225,12 +228,11 @@ impl Cluster for ClusterService {
         &self,
         r: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        instrumented(
-            &self.server,
-            SERVICE,
-            "MemberPromote",
-            self.promote(r.into_inner()),
-        )
+        let admin = super::admin(&self.server, r.metadata());
+        instrumented(&self.server, SERVICE, "MemberPromote", async {
+            admin?;
+            self.promote(r.into_inner()).await
+        })
         .await
     }
 }

@@ -45,6 +45,11 @@ impl ElectionService {
         ElectionService { local }
     }
 
+    /// This service acting for the caller whose token `meta` carries.
+    fn caller(&self, meta: &tonic::metadata::MetadataMap) -> Result<Self, Error> {
+        Ok(Self::new(self.local.for_caller(super::token(meta))?))
+    }
+
     async fn campaign(&self, req: CampaignRequest) -> Result<CampaignResponse, Error> {
         let lease = self.local.session(req.lease).await?;
         let prefix = prefix_of(&req.name);
@@ -218,11 +223,15 @@ impl Election for ElectionService {
         r: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
         let server = self.local.server();
+        let caller = self.caller(r.metadata());
         instrumented(
             server,
             SERVICE,
             "Campaign",
-            relayed(self.campaign(r.into_inner())),
+            relayed(async {
+                let caller = caller?;
+                caller.campaign(r.into_inner()).await
+            }),
         )
         .await
     }
@@ -232,22 +241,30 @@ impl Election for ElectionService {
         r: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
         let server = self.local.server();
+        let caller = self.caller(r.metadata());
         instrumented(
             server,
             SERVICE,
             "Proclaim",
-            relayed(self.proclaim(r.into_inner())),
+            relayed(async {
+                let caller = caller?;
+                caller.proclaim(r.into_inner()).await
+            }),
         )
         .await
     }
 
     async fn leader(&self, r: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
         let server = self.local.server();
+        let caller = self.caller(r.metadata());
         instrumented(
             server,
             SERVICE,
             "Leader",
-            relayed(self.leader(r.into_inner())),
+            relayed(async {
+                let caller = caller?;
+                caller.leader(r.into_inner()).await
+            }),
         )
         .await
     }
@@ -257,8 +274,11 @@ impl Election for ElectionService {
         r: Request<LeaderRequest>,
     ) -> Result<Response<BoxStream<LeaderResponse>>, Status> {
         let (tx, rx) = mpsc::channel(OBSERVE_BUFFER);
+        let local = self
+            .local
+            .for_caller(super::token(r.metadata()))
+            .map_err(Status::from)?;
         let prefix = prefix_of(&r.into_inner().name);
-        let local = self.local.clone();
         tokio::spawn(async move {
             let start = Instant::now();
             // Ends as soon as the client does, not at the next proclamation.
@@ -280,11 +300,15 @@ impl Election for ElectionService {
 
     async fn resign(&self, r: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
         let server = self.local.server();
+        let caller = self.caller(r.metadata());
         instrumented(
             server,
             SERVICE,
             "Resign",
-            relayed(self.resign(r.into_inner())),
+            relayed(async {
+                let caller = caller?;
+                caller.resign(r.into_inner()).await
+            }),
         )
         .await
     }

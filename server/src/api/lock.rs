@@ -24,6 +24,11 @@ impl LockService {
         LockService { local }
     }
 
+    /// This service acting for the caller whose token `meta` carries.
+    fn caller(&self, meta: &tonic::metadata::MetadataMap) -> Result<Self, Error> {
+        Ok(Self::new(self.local.for_caller(super::token(meta))?))
+    }
+
     async fn lock(&self, req: LockRequest) -> Result<LockResponse, Error> {
         let lease = self.local.session(req.lease).await?;
         let prefix = prefix_of(&req.name);
@@ -61,16 +66,30 @@ impl LockService {
 impl Lock for LockService {
     async fn lock(&self, r: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
         let server = self.local.server();
-        instrumented(server, SERVICE, "Lock", relayed(self.lock(r.into_inner()))).await
+        let caller = self.caller(r.metadata());
+        instrumented(
+            server,
+            SERVICE,
+            "Lock",
+            relayed(async {
+                let caller = caller?;
+                caller.lock(r.into_inner()).await
+            }),
+        )
+        .await
     }
 
     async fn unlock(&self, r: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
         let server = self.local.server();
+        let caller = self.caller(r.metadata());
         instrumented(
             server,
             SERVICE,
             "Unlock",
-            relayed(self.unlock(r.into_inner())),
+            relayed(async {
+                let caller = caller?;
+                caller.unlock(r.into_inner()).await
+            }),
         )
         .await
     }

@@ -199,43 +199,46 @@ impl Maintenance for MaintenanceService {
 
     async fn defragment(
         &self,
-        _r: Request<DefragmentRequest>,
+        r: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        let admin = super::admin(&self.server, r.metadata());
         instrumented(
             &self.server,
             "etcdserverpb.Maintenance",
             "Defragment",
-            self.defragment(),
+            async {
+                admin?;
+                self.defragment().await
+            },
         )
         .await
     }
 
-    async fn hash(&self, _r: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        instrumented(
-            &self.server,
-            "etcdserverpb.Maintenance",
-            "Hash",
-            self.hash(),
-        )
+    async fn hash(&self, r: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        let admin = super::admin(&self.server, r.metadata());
+        instrumented(&self.server, "etcdserverpb.Maintenance", "Hash", async {
+            admin?;
+            self.hash().await
+        })
         .await
     }
 
     async fn hash_kv(&self, r: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        instrumented(
-            &self.server,
-            "etcdserverpb.Maintenance",
-            "HashKV",
-            self.hash_kv(r.into_inner()),
-        )
+        let admin = super::admin(&self.server, r.metadata());
+        instrumented(&self.server, "etcdserverpb.Maintenance", "HashKV", async {
+            admin?;
+            self.hash_kv(r.into_inner()).await
+        })
         .await
     }
 
     async fn snapshot(
         &self,
-        _r: Request<SnapshotRequest>,
+        r: Request<SnapshotRequest>,
     ) -> Result<Response<BoxStream<SnapshotResponse>>, Status> {
         // etcd refuses every stream on a learner.
         self.server.refuse_on_learner().map_err(Status::from)?;
+        super::admin(&self.server, r.metadata()).map_err(Status::from)?;
         Ok(Response::new(self.snapshot()))
     }
 
@@ -243,11 +246,15 @@ impl Maintenance for MaintenanceService {
         &self,
         r: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
+        let admin = super::admin(&self.server, r.metadata());
         instrumented(
             &self.server,
             "etcdserverpb.Maintenance",
             "MoveLeader",
-            self.move_leader(r.into_inner()),
+            async {
+                admin?;
+                self.move_leader(r.into_inner()).await
+            },
         )
         .await
     }

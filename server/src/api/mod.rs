@@ -117,6 +117,13 @@ pub(crate) fn token(meta: &tonic::metadata::MetadataMap) -> Option<&[u8]> {
         .map(|v| v.as_bytes())
 }
 
+/// etcd's `IsAdminPermitted` for the caller whose token is in `meta`: while auth is
+/// enabled, only a user with the `root` role may manage the cluster.
+pub(crate) fn admin(server: &Server, meta: &tonic::metadata::MetadataMap) -> Result<(), Error> {
+    let user = server.auth_info(token(meta))?;
+    Ok(server.auth.check_admin(&user)?)
+}
+
 /// [`token`] from the raw HTTP/2 headers, for [`unary`]'s direct path.
 pub(crate) fn header_token(headers: &http::HeaderMap) -> Option<bytes::Bytes> {
     headers

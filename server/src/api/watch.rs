@@ -56,8 +56,10 @@ impl Watch for WatchService {
         // etcd refuses every stream on a learner.
         self.server.refuse_on_learner()?;
         let (tx, rx) = mpsc::channel(OUTBOUND_LEN);
-        let session = Session::new(self.server.clone(), tx);
-        tokio::spawn(session.run(request.into_inner()));
+        let (meta, _, inbound) = request.into_parts();
+        let token = super::token(&meta).map(bytes::Bytes::copy_from_slice);
+        let session = Session::new(self.server.clone(), tx, token);
+        tokio::spawn(session.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -89,17 +91,33 @@ struct Session {
     stream: WatchStream,
     out: mpsc::Sender<Result<WatchResponse, Status>>,
     watchers: HashMap<i64, Options>,
+    /// The stream's auth token: each new watcher is checked against it.
+    token: Option<bytes::Bytes>,
 }
 
 impl Session {
-    fn new(server: Arc<Server>, out: mpsc::Sender<Result<WatchResponse, Status>>) -> Self {
+    fn new(
+        server: Arc<Server>,
+        out: mpsc::Sender<Result<WatchResponse, Status>>,
+        token: Option<bytes::Bytes>,
+    ) -> Self {
         let stream = server.watch.open_stream();
         Session {
             server,
             stream,
             out,
             watchers: HashMap::new(),
+            token,
         }
+    }
+
+    /// etcd's `isWatchPermitted`: the stream's user may read the watched keys.
+    fn permitted(&self, c: &WatchCreateRequest) -> Result<(), crate::Error> {
+        let user = self.server.auth_info(self.token.as_deref())?;
+        self.server
+            .auth
+            .check(&user, crate::auth::Access::Read, &c.key, &c.range_end)?;
+        Ok(())
     }
 
     /// Serves the stream, then counts it in the RPC metrics with the code it ended
@@ -192,6 +210,23 @@ impl Session {
     }
 
     fn create(&mut self, c: WatchCreateRequest) -> WatchResponse {
+        if let Err(e) = self.permitted(&c) {
+            // As etcd: created and canceled at once, the reason the whole status as
+            // grpc-go prints it.
+            let status = Status::from(e);
+            return WatchResponse {
+                header: Some(self.server.header(self.server.watch.revision())),
+                watch_id: INVALID_WATCH_ID,
+                created: true,
+                canceled: true,
+                cancel_reason: format!(
+                    "rpc error: code = {} desc = {}",
+                    revkv_proto::code_name(status.code()),
+                    status.message()
+                ),
+                ..Default::default()
+            };
+        }
         let req = watch::WatchRequest {
             key: c.key,
             range_end: c.range_end,
