@@ -23,6 +23,10 @@ pub enum Error {
     Cluster(#[from] cluster::Error),
     #[error(transparent)]
     Auth(#[from] auth::Error),
+    /// An auth refusal passed on unmapped, as etcd 3.4's maintenance server does
+    /// (its clients see code Unknown and the auth package's own words).
+    #[error("auth: {0}")]
+    UnmappedAuth(auth::Error),
     #[error(transparent)]
     Recipe(#[from] api::recipes::RecipeError),
     #[error("unsupported request: {0}")]

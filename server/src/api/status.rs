@@ -141,6 +141,7 @@ impl From<Error> for Status {
             },
             Error::Auth(auth::Error::Corrupt(_) | auth::Error::Hash(_)) => return internal(&e),
             Error::Auth(a) => auth_status(a),
+            Error::UnmappedAuth(_) => return Status::new(Code::Unknown, e.to_string()),
             // etcd's lock and election servers return these as plain Go errors.
             Error::Recipe(r) => return Status::new(Code::Unknown, r.to_string()),
             Error::Storage(_) | Error::Backup(_) => return internal(&e),
