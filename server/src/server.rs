@@ -352,17 +352,15 @@ impl Server {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Who a client is, from the token it sent (gRPC metadata `token`). While auth
-    /// is disabled everyone is nobody and a token is ignored; while it is enabled a
-    /// token must be one this member knows.
+    /// Who a client is, from the token it sent (gRPC metadata `token`). Without one
+    /// it is nobody (fine while auth is disabled); a token sent must be one this
+    /// member knows, even while auth is disabled (which drops them all), as in etcd.
     pub fn auth_info(&self, token: Option<&[u8]>) -> Result<AuthInfo, Error> {
-        match token {
-            Some(t) if self.auth.is_enabled() => {
-                let t = std::str::from_utf8(t).map_err(|_| crate::auth::Error::InvalidToken)?;
-                Ok(self.auth.info_for_token(t)?)
-            }
-            _ => Ok(AuthInfo::default()),
-        }
+        let Some(t) = token else {
+            return Ok(AuthInfo::default());
+        };
+        let t = std::str::from_utf8(t).map_err(|_| crate::auth::Error::InvalidToken)?;
+        Ok(self.auth.info_for_token(t)?)
     }
 
     /// Proposes the member's own write and waits until it is applied. Auth does not
