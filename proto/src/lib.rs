@@ -181,7 +181,10 @@ mod tests {
     #[test]
     fn internal_raft_request_round_trip() {
         let req = revkvpb::InternalRaftRequest {
-            header: Some(revkvpb::RequestHeader { id: 7 }),
+            header: Some(revkvpb::RequestHeader {
+                id: 7,
+                ..Default::default()
+            }),
             request: Some(revkvpb::internal_raft_request::Request::Put(PutRequest {
                 key: b"k".to_vec(),
                 ..Default::default()
