@@ -86,7 +86,7 @@ impl AuthService {
         let hashed = tokio::task::spawn_blocking(move || auth::hash_password(&password, cost))
             .await
             .map_err(|e| auth::Error::Hash(e.to_string()))??;
-        String::from_utf8(hashed).map_err(|e| auth::Error::Hash(e.to_string()).into())
+        Ok(hashed)
     }
 
     async fn authenticate(&self, req: AuthenticateRequest) -> Result<AuthenticateResponse, Error> {

@@ -152,3 +152,93 @@ pub fn apply(
     };
     Some(r.map_err(Into::into))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{AuthConfig, Error};
+    use crate::mvcc::KvStore;
+    use crate::storage::{Storage, StorageConfig};
+    use revkv_proto::authpb::{permission::Type, Permission};
+    use revkv_proto::etcdserverpb::{AuthRoleRevokePermissionRequest, PutRequest};
+    use rocksdb::WriteBatch;
+
+    fn header(user: &str, revision: u64) -> RequestHeader {
+        RequestHeader {
+            id: 1,
+            username: user.into(),
+            auth_revision: revision,
+            checked: true,
+        }
+    }
+
+    fn put(key: &str) -> Request {
+        Request::Put(PutRequest {
+            key: key.into(),
+            ..Default::default()
+        })
+    }
+
+    /// A write checked before a revocation but applied after it is refused: apply
+    /// judges it against the store as of its own entry.
+    #[test]
+    fn a_revocation_is_never_outrun_by_a_write_in_flight() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path(), &StorageConfig::default()).expect("storage");
+        let store = KvStore::open(storage.clone()).expect("store");
+        let auth = AuthStore::open(storage.clone(), AuthConfig::default()).expect("auth");
+        let mut wb = WriteBatch::default();
+        auth.user_add(&mut wb, "root", Vec::new(), true)
+            .expect("root");
+        auth.user_grant_role(&mut wb, "root", "root")
+            .expect("grant");
+        auth.user_add(&mut wb, "alice", Vec::new(), true)
+            .expect("alice");
+        auth.role_add(&mut wb, "app").expect("role");
+        let perm = Permission {
+            perm_type: Type::Readwrite as i32,
+            key: b"app/".to_vec(),
+            range_end: b"app0".to_vec(),
+        };
+        auth.role_grant_permission(&mut wb, "app", Some(perm))
+            .expect("perm");
+        auth.user_grant_role(&mut wb, "alice", "app")
+            .expect("grant app");
+        auth.enable(&mut wb).expect("enable");
+        storage.write(wb, false).expect("write");
+
+        let batch = ApplyBatch::new(&store);
+        let checked_at = auth.revision();
+        let alice = checked_info(&auth, Some(&header("alice", checked_at))).expect("checked");
+        assert_eq!(permit(&auth, &alice, &batch, &put("app/x")).ok(), Some(()));
+        assert!(matches!(
+            permit(&auth, &alice, &batch, &put("other")),
+            Err(crate::Error::Auth(Error::PermissionDenied))
+        ));
+        // The member's own proposals are not checked at all.
+        let own = RequestHeader {
+            checked: false,
+            ..header("", 0)
+        };
+        assert_eq!(checked_info(&auth, Some(&own)), None);
+
+        let mut batch = ApplyBatch::new(&store);
+        let revoke = Request::RoleRevokePermission(AuthRoleRevokePermissionRequest {
+            role: "app".into(),
+            key: b"app/".to_vec(),
+            range_end: b"app0".to_vec(),
+        });
+        assert!(is_management(&revoke));
+        assert!(matches!(apply(&auth, &mut batch, 9, &revoke), Some(Ok(_))));
+        // Checked at the old revision: refused as stale, then as denied once re-checked.
+        assert!(matches!(
+            permit(&auth, &alice, &batch, &put("app/x")),
+            Err(crate::Error::Auth(Error::OldRevision))
+        ));
+        let fresh = checked_info(&auth, Some(&header("alice", auth.revision()))).expect("checked");
+        assert!(matches!(
+            permit(&auth, &fresh, &batch, &put("app/x")),
+            Err(crate::Error::Auth(Error::PermissionDenied))
+        ));
+    }
+}
