@@ -60,6 +60,19 @@ pub mod revkvpb {
     tonic::include_proto!("revkvpb");
 }
 
+/// The descriptors of every generated message, for proto3 JSON (etcd's gateway).
+pub fn descriptors() -> &'static prost_reflect::DescriptorPool {
+    static POOL: std::sync::OnceLock<prost_reflect::DescriptorPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        // Written by build.rs from the same protos as the code: a decode failure is a
+        // build defect, caught by the test below.
+        prost_reflect::DescriptorPool::decode(
+            &include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"))[..],
+        )
+        .unwrap_or_default()
+    })
+}
+
 /// The `range_end` under which a range covers every key that starts with `prefix`
 /// (etcd's `GetPrefixRangeEnd`): the prefix up to its last byte below 0xff, that
 /// byte incremented; `"\0"`, the end of the keyspace, when every byte is 0xff.
@@ -107,6 +120,15 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_descriptors_decode_and_name_etcds_messages() {
+        let pool = super::descriptors();
+        assert!(pool
+            .get_message_by_name("etcdserverpb.RangeRequest")
+            .is_some());
+        assert!(pool.get_message_by_name("mvccpb.KeyValue").is_some());
+    }
+
     use prost::Message;
 
     use crate::etcdserverpb::{self, PutRequest, RangeRequest};

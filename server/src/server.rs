@@ -355,12 +355,12 @@ impl Server {
     /// Who a client is, from the token it sent (gRPC metadata `token`). Without one
     /// it is nobody (fine while auth is disabled); a token sent must be one this
     /// member knows, even while auth is disabled (which drops them all), as in etcd.
-    pub fn auth_info(&self, token: Option<&[u8]>) -> Result<AuthInfo, Error> {
+    pub fn auth_info(&self, token: Option<&[u8]>) -> crate::auth::Caller {
         let Some(t) = token else {
             return Ok(AuthInfo::default());
         };
         let t = std::str::from_utf8(t).map_err(|_| crate::auth::Error::InvalidToken)?;
-        Ok(self.auth.info_for_token(t)?)
+        self.auth.info_for_token(t)
     }
 
     /// Proposes the member's own write and waits until it is applied. Auth does not

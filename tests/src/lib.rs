@@ -19,7 +19,7 @@ pub mod server;
 
 pub use cluster::{ClusterMember, MemberStatus, TestCluster};
 pub use etcdctl::{error_line, CmdOutput, Etcdctl};
-pub use server::{free_port, http_get, revkv_bench_bin, TestServer};
+pub use server::{free_port, http_get, http_request, revkv_bench_bin, HttpAnswer, TestServer};
 
 /// Sends `sig` (`-TERM`, `-INT`, `-KILL`, `-STOP`, …) to `child` with kill(1), as a user
 /// would: the workspace forbids `unsafe`, so no libc call.

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::{observed, propose_as, quota, token, validate};
 use crate::apply;
-use crate::auth::{check, AuthInfo};
+use crate::auth::{check, Caller};
 use crate::server::Server;
 use crate::Error;
 
@@ -30,51 +30,55 @@ impl KvService {
 
     pub(crate) async fn range(
         &self,
-        user: &AuthInfo,
+        caller: &Caller,
         req: RangeRequest,
     ) -> Result<RangeResponse, Error> {
         validate::check_range(&req)?;
+        let user = caller.clone()?;
         if !req.serializable {
             // etcd 3.4 serves a learner's clients serializable reads only.
             self.server.refuse_on_learner()?;
             self.server.linearizable_read().await?;
         }
-        check::range(&self.server.auth, user, &req)?;
+        check::range(&self.server.auth, &user, &req)?;
         let mut resp = apply::range::range(&*self.server.store, &req)?;
         self.server.fill_header(&mut resp.header);
         Ok(resp)
     }
 
-    pub(crate) async fn put(&self, user: &AuthInfo, req: PutRequest) -> Result<PutResponse, Error> {
+    pub(crate) async fn put(&self, caller: &Caller, req: PutRequest) -> Result<PutResponse, Error> {
         self.server.refuse_on_learner()?;
         validate::check_put(&req)?;
+        let user = caller.clone()?;
         self.server.check_quota(quota::put_cost(&req)).await?;
-        propose_as(&self.server, user, Internal::Put(req)).await
+        propose_as(&self.server, &user, Internal::Put(req)).await
     }
 
     pub(crate) async fn delete_range(
         &self,
-        user: &AuthInfo,
+        caller: &Caller,
         req: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, Error> {
         self.server.refuse_on_learner()?;
         validate::check_delete(&req)?;
-        propose_as(&self.server, user, Internal::DeleteRange(req)).await
+        let user = caller.clone()?;
+        propose_as(&self.server, &user, Internal::DeleteRange(req)).await
     }
 
-    pub(crate) async fn txn(&self, user: &AuthInfo, req: TxnRequest) -> Result<TxnResponse, Error> {
+    pub(crate) async fn txn(&self, caller: &Caller, req: TxnRequest) -> Result<TxnResponse, Error> {
         self.server.refuse_on_learner()?;
         validate::check_txn(&req, self.server.cfg.max_txn_ops)?;
+        let user = caller.clone()?;
         if !apply::txn::is_read_only(&req) {
             self.server.check_quota(quota::txn_cost(&req)).await?;
-            return propose_as(&self.server, user, Internal::Txn(req)).await;
+            return propose_as(&self.server, &user, Internal::Txn(req)).await;
         }
         // Read-only txns are served locally once linearized, as etcd does.
         if !is_serializable(&req) {
             self.server.linearizable_read().await?;
         }
         // A read-only txn puts nothing, so no lease's keys are asked for.
-        check::txn(&self.server.auth, user, &req, &|_| Vec::new())?;
+        check::txn(&self.server.auth, &user, &req, &|_| Vec::new())?;
         let mut resp = apply::read_only_txn(&self.server.store, &*self.server.leases, &req)?;
         self.server.fill_header(&mut resp.header);
         Ok(resp)
@@ -82,13 +86,14 @@ impl KvService {
 
     async fn compact(
         &self,
-        user: &AuthInfo,
+        caller: &Caller,
         req: CompactionRequest,
     ) -> Result<CompactionResponse, Error> {
         self.server.refuse_on_learner()?;
+        let user = caller.clone()?;
         let physical = req.physical;
         let rev = req.revision;
-        let resp = propose_as(&self.server, user, Internal::Compaction(req)).await?;
+        let resp = propose_as(&self.server, &user, Internal::Compaction(req)).await?;
         if physical {
             self.server.wait_compaction(rev).await?;
         }
@@ -119,7 +124,7 @@ impl KvService {
         r: RangeRequest,
     ) -> Result<RangeResponse, Status> {
         observed(&self.server, SERVICE, "Range", async {
-            self.range(&self.server.auth_info(token)?, r).await
+            self.range(&self.server.auth_info(token), r).await
         })
         .await
     }
@@ -130,7 +135,7 @@ impl KvService {
         r: PutRequest,
     ) -> Result<PutResponse, Status> {
         observed(&self.server, SERVICE, "Put", async {
-            self.put(&self.server.auth_info(token)?, r).await
+            self.put(&self.server.auth_info(token), r).await
         })
         .await
     }
@@ -141,7 +146,7 @@ impl KvService {
         r: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, Status> {
         observed(&self.server, SERVICE, "DeleteRange", async {
-            self.delete_range(&self.server.auth_info(token)?, r).await
+            self.delete_range(&self.server.auth_info(token), r).await
         })
         .await
     }
@@ -152,7 +157,7 @@ impl KvService {
         r: TxnRequest,
     ) -> Result<TxnResponse, Status> {
         observed(&self.server, SERVICE, "Txn", async {
-            self.txn(&self.server.auth_info(token)?, r).await
+            self.txn(&self.server.auth_info(token), r).await
         })
         .await
     }
@@ -163,7 +168,7 @@ impl KvService {
         r: CompactionRequest,
     ) -> Result<CompactionResponse, Status> {
         observed(&self.server, SERVICE, "Compact", async {
-            self.compact(&self.server.auth_info(token)?, r).await
+            self.compact(&self.server.auth_info(token), r).await
         })
         .await
     }

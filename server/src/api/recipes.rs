@@ -27,7 +27,7 @@ use revkv_proto::prefix_end;
 
 use super::kv::KvService;
 use super::lease::LeaseService;
-use crate::auth::AuthInfo;
+use crate::auth::{AuthInfo, Caller};
 use crate::server::Server;
 use crate::{mvcc, watch, Error};
 
@@ -72,7 +72,7 @@ pub struct Local {
     kv: KvService,
     leases: LeaseService,
     /// Whose calls these are: the Lock or Election caller's, checked as theirs.
-    user: AuthInfo,
+    user: Caller,
 }
 
 impl Local {
@@ -81,7 +81,7 @@ impl Local {
             kv: KvService::new(server.clone()),
             leases: LeaseService::new(server.clone()),
             server,
-            user: AuthInfo::default(),
+            user: Ok(AuthInfo::default()),
         }
     }
 
@@ -89,7 +89,7 @@ impl Local {
     /// election servers pass the caller's context, token included, to their client).
     pub fn for_caller(&self, token: Option<&[u8]>) -> Result<Local, Error> {
         Ok(Local {
-            user: self.server.auth_info(token)?,
+            user: Ok(self.server.auth_info(token)?),
             ..self.clone()
         })
     }

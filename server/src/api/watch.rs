@@ -53,15 +53,29 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<BoxStream<WatchResponse>>, Status> {
-        // etcd refuses every stream on a learner.
-        self.server.refuse_on_learner()?;
-        let (tx, rx) = mpsc::channel(OUTBOUND_LEN);
         let (meta, _, inbound) = request.into_parts();
         let token = super::token(&meta).map(bytes::Bytes::copy_from_slice);
-        let session = Session::new(self.server.clone(), tx, token);
-        tokio::spawn(session.run(inbound));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let out = open(self.server.clone(), token, inbound)?;
+        Ok(Response::new(Box::pin(out)))
     }
+}
+
+/// Starts a watch stream fed by `inbound`, for the client whose auth token is `token`;
+/// its responses come out of the returned stream (the JSON gateway serves it too).
+pub(crate) fn open<S>(
+    server: Arc<Server>,
+    token: Option<bytes::Bytes>,
+    inbound: S,
+) -> Result<ReceiverStream<Result<WatchResponse, Status>>, Status>
+where
+    S: Stream<Item = Result<WatchRequest, Status>> + Unpin + Send + 'static,
+{
+    // etcd refuses every stream on a learner.
+    server.refuse_on_learner()?;
+    let (tx, rx) = mpsc::channel(OUTBOUND_LEN);
+    let session = Session::new(server, tx, token);
+    tokio::spawn(session.run(inbound));
+    Ok(ReceiverStream::new(rx))
 }
 
 /// Per-watcher options the hub does not need.

@@ -54,8 +54,12 @@ pub struct AuthInfo {
     pub revision: u64,
 }
 
+/// Who sent a request, or why the token it sent was refused. A KV request is validated
+/// before its token counts, as in etcd, so a bad token shows only on a valid request.
+pub type Caller = Result<AuthInfo, Error>;
+
 /// Errors of authentication and authorization, each one of etcd's.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     #[error("authentication is not enabled")]
     NotEnabled,

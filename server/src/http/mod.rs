@@ -1,4 +1,7 @@
-//! Plain HTTP on the client port, as etcd serves it: `/health`, `/version`, `/metrics`.
+//! Plain HTTP on the client port, as etcd serves it: `/health`, `/version`, `/metrics`,
+//! and the JSON gateway (`/v3/...`, see [`gateway`]).
+
+pub mod gateway;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,13 +23,15 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/health", get(health))
         .route("/version", get(version))
         .route("/metrics", get(metrics))
+        .route("/v3/{*rpc}", axum::routing::post(gateway::serve))
+        .route("/v3beta/{*rpc}", axum::routing::post(gateway::serve))
         .with_state(server)
 }
 
 /// Whatever is neither an endpoint above nor a gRPC method. A gRPC call to an unknown
 /// method gets gRPC's `Unimplemented`, as tonic answers it; any other request gets
 /// etcd's 404 (Go's "404 page not found"), so `curl -f` and status checks see that the
-/// path does not exist. (etcd's JSON gateway, `/v3/...`, is not served.)
+/// path does not exist.
 pub async fn fallback(req: axum::extract::Request) -> axum::response::Response {
     let grpc = req
         .headers()
