@@ -297,3 +297,50 @@ fn the_authorization_header_carries_the_token() {
         (400, refusal("etcdserver: key is not provided", 3))
     );
 }
+
+#[test]
+fn lease_keepalive_snapshot_and_observe_stream_result_lines() {
+    let s = TestServer::start();
+    let stream = |path: &str, body: &str| {
+        let a = http_request(addr(&s), "POST", path, &[], body, Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        a.body.lines().map(normalized).collect::<Vec<Value>>()
+    };
+    let (code, _) = post(&s, "/v3/lease/grant", json!({"TTL": 30, "ID": "77"}));
+    assert_eq!(code, 200);
+    // Each request object of the body is one renewal; an unknown lease renews to TTL 0.
+    let renewed = json!({"result": {"header": {"revision": "1"}, "ID": "77", "TTL": "30"}});
+    assert_eq!(
+        stream("/v3/lease/keepalive", r#"{"ID":"77"}{"ID":"77"}"#),
+        [renewed.clone(), renewed]
+    );
+    assert_eq!(
+        stream("/v3/lease/keepalive", r#"{"ID":"78"}"#),
+        [json!({"result": {"header": {"revision": "1"}, "ID": "78"}})]
+    );
+    let (code, won) = post(
+        &s,
+        "/v3/election/campaign",
+        json!({"name": b64("e"), "value": b64("v"), "lease": "77"}),
+    );
+    assert_eq!(code, 200, "{won}");
+    let key = won["leader"]["key"].clone();
+    assert_eq!(
+        stream(
+            "/v3/election/observe",
+            &json!({"name": b64("e")}).to_string()
+        ),
+        [json!({"result": {"header": {"revision": "2"}, "kv": {
+            "key": key, "create_revision": "2", "mod_revision": "2", "version": "1",
+            "value": b64("v"), "lease": "77"
+        }}})]
+    );
+    // A snapshot streams its bytes in base64 chunks.
+    let snap = stream("/v3/maintenance/snapshot", "{}");
+    assert!(!snap.is_empty());
+    assert!(
+        snap.iter().all(|l| l["result"]["blob"].is_string()),
+        "{snap:?}"
+    );
+}

@@ -243,16 +243,19 @@ pub(super) fn keep_alive_local(
 
 /// Serves one keep-alive stream until the client closes it, an error ends it, or the
 /// client stops reading (then the bounded channel stops us reading requests too).
-async fn keep_alive_stream(
+async fn keep_alive_stream<S>(
     server: Arc<Server>,
     link: Arc<LeaderLink>,
-    mut requests: Streaming<LeaseKeepAliveRequest>,
+    mut requests: S,
     tx: mpsc::Sender<Result<LeaseKeepAliveResponse, Status>>,
-) {
+) where
+    S: futures::Stream<Item = Result<LeaseKeepAliveRequest, Status>> + Unpin,
+{
+    use futures::StreamExt;
     let start = Instant::now();
     let code = loop {
         let req = tokio::select! {
-            r = requests.message() => r,
+            r = requests.next() => r.transpose(),
             _ = tx.closed() => break tonic::Code::Cancelled,
         };
         let req = match req {
@@ -284,6 +287,29 @@ async fn keep_alive_stream(
         code,
         start,
     );
+}
+
+impl LeaseService {
+    /// Starts a keep-alive stream fed by `requests`; its answers come out of the
+    /// returned stream (the JSON gateway serves it too).
+    pub(crate) fn keep_alive<S>(
+        &self,
+        requests: S,
+    ) -> Result<ReceiverStream<Result<LeaseKeepAliveResponse, Status>>, Status>
+    where
+        S: futures::Stream<Item = Result<LeaseKeepAliveRequest, Status>> + Unpin + Send + 'static,
+    {
+        // etcd refuses every stream on a learner.
+        self.server.refuse_on_learner()?;
+        let (tx, rx) = mpsc::channel(KEEP_ALIVE_BUFFER);
+        tokio::spawn(keep_alive_stream(
+            self.server.clone(),
+            self.leader.clone(),
+            requests,
+            tx,
+        ));
+        Ok(ReceiverStream::new(rx))
+    }
 }
 
 #[tonic::async_trait]
@@ -319,16 +345,7 @@ impl Lease for LeaseService {
         &self,
         r: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<BoxStream<LeaseKeepAliveResponse>>, Status> {
-        // etcd refuses every stream on a learner.
-        self.server.refuse_on_learner()?;
-        let (tx, rx) = mpsc::channel(KEEP_ALIVE_BUFFER);
-        tokio::spawn(keep_alive_stream(
-            self.server.clone(),
-            self.leader.clone(),
-            r.into_inner(),
-            tx,
-        ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(self.keep_alive(r.into_inner())?)))
     }
 
     async fn lease_time_to_live(

@@ -9,14 +9,14 @@
 //! as its auth token. A refusal is HTTP's status for the gRPC code with etcd's body
 //! `{"error":…,"message":…,"code":…}`.
 //!
-//! Served: every unary call of KV, Lease, Cluster, Maintenance, Auth, Lock and
-//! Election. Not served: the streaming ones (watch, lease keep-alive, snapshot,
-//! election observe), which answer 501 with etcd's body shape.
+//! Served: every call of KV, Lease, Cluster, Maintenance, Auth, Lock and Election.
+//! A streaming call's answers are lines `{"result":…}`; its requests (watch, lease
+//! keep-alive) are the JSON objects of the body, back to back.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +37,14 @@ use crate::api::{
 };
 use crate::server::Server;
 
+/// The calls whose answers stream (see [`Call::stream`]).
+const STREAMING: [&str; 4] = [
+    "watch",
+    "lease/keepalive",
+    "maintenance/snapshot",
+    "election/observe",
+];
+
 /// `POST /v3/{rpc}` and `/v3beta/{rpc}`.
 pub async fn serve(
     State(server): State<Arc<Server>>,
@@ -53,25 +61,18 @@ pub async fn serve(
         token,
         body,
     };
-    let answer = if rpc == "watch" {
-        call.watch().map(|stream| {
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                axum::body::Body::from_stream(stream),
-            )
-                .into_response()
-        })
-    } else {
-        dispatch(call, &rpc).await.map(|json| {
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                json,
-            )
-                .into_response()
-        })
-    };
+    let answer = match STREAMING.contains(&rpc.as_str()) {
+        true => call.stream(&rpc).await,
+        false => dispatch(call, &rpc).await.map(Body::from),
+    }
+    .map(|body| {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    });
     let mut resp = match answer {
         Ok(resp) => resp,
         Err(status) => refusal(&status),
@@ -138,27 +139,102 @@ where
 }
 
 impl Call {
-    /// `/v3/watch`: the body's JSON requests (one or more, back to back) open one
-    /// watch stream; each response is a line `{"result":…}` while the client stays.
-    fn watch(
-        self,
-    ) -> Result<impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>>, Status> {
-        use futures::StreamExt;
-        let mut requests = Vec::new();
+    /// The body's JSON requests, one or more back to back, as `Q` (named `name`).
+    fn requests<Q: Message + Default>(&self, name: &str) -> Result<Vec<Result<Q, Status>>, Status> {
+        let mut out = Vec::new();
         for value in
             serde_json::Deserializer::from_slice(&self.body).into_iter::<serde_json::Value>()
         {
             let value = value.map_err(|e| Status::invalid_argument(e.to_string()))?;
-            requests.push(Ok(from_json("etcdserverpb.WatchRequest", value)?));
+            out.push(Ok(from_json(name, value)?));
         }
+        Ok(out)
+    }
+
+    /// A streaming call: the body's requests go in (see [`Call::requests`]); each
+    /// answer (named `resp`) comes out as a line `{"result":…}` while the client
+    /// stays. A failure ends the stream.
+    async fn streaming<Q, P, S, Fut>(
+        self,
+        (req, resp): (&'static str, &'static str),
+        f: impl FnOnce(Arc<Server>, Option<Bytes>, Vec<Result<Q, Status>>) -> Fut,
+    ) -> Result<Body, Status>
+    where
+        Q: Message + Default,
+        P: Message + 'static,
+        S: futures::Stream<Item = Result<P, Status>> + Send + 'static,
+        Fut: Future<Output = Result<S, Status>>,
+    {
+        use futures::StreamExt;
+        let requests = self.requests::<Q>(req)?;
         let token = self.token.map(|t| Bytes::copy_from_slice(t.as_bytes()));
-        let out = crate::api::watch::open(self.server, token, futures::stream::iter(requests))?;
-        Ok(out
-            .take_while(|r| std::future::ready(r.is_ok()))
-            .filter_map(|r| async move {
-                let line = to_json("etcdserverpb.WatchResponse", &r.ok()?).ok()?;
-                Some(Ok(Bytes::from(format!("{{\"result\":{line}}}\n"))))
-            }))
+        let answers = f(self.server, token, requests).await?;
+        Ok(Body::from_stream(
+            answers
+                .take_while(|r| std::future::ready(r.is_ok()))
+                .filter_map(move |r| async move {
+                    let line = to_json(resp, &r.ok()?).ok()?;
+                    Some(Ok::<_, std::convert::Infallible>(Bytes::from(format!(
+                        "{{\"result\":{line}}}\n"
+                    ))))
+                }),
+        ))
+    }
+
+    /// The streaming calls: watch and lease keep-alive (requests streamed in), and
+    /// snapshot and election observe (one request, answers streamed out).
+    async fn stream(self, rpc: &str) -> Result<Body, Status> {
+        let names = |q, p| (q, p);
+        match rpc {
+            "watch" => {
+                self.streaming(
+                    names("etcdserverpb.WatchRequest", "etcdserverpb.WatchResponse"),
+                    |server, token, requests| async move {
+                        crate::api::watch::open(server, token, futures::stream::iter(requests))
+                    },
+                )
+                .await
+            }
+            "lease/keepalive" => {
+                self.streaming(
+                    names(
+                        "etcdserverpb.LeaseKeepAliveRequest",
+                        "etcdserverpb.LeaseKeepAliveResponse",
+                    ),
+                    |server, _, requests| async move {
+                        LeaseService::new(server).keep_alive(futures::stream::iter(requests))
+                    },
+                )
+                .await
+            }
+            "maintenance/snapshot" => {
+                self.streaming(
+                    names(
+                        "etcdserverpb.SnapshotRequest",
+                        "etcdserverpb.SnapshotResponse",
+                    ),
+                    |server, token, requests| async move {
+                        let r = first(requests, token)?;
+                        Ok(Maintenance::snapshot(&MaintenanceService::new(server), r)
+                            .await?
+                            .into_inner())
+                    },
+                )
+                .await
+            }
+            "election/observe" => {
+                self.streaming(
+                    names("v3electionpb.LeaderRequest", "v3electionpb.LeaderResponse"),
+                    |server, token, requests| async move {
+                        let r = first(requests, token)?;
+                        let svc = ElectionService::new(recipes::Local::new(server));
+                        Ok(Election::observe(&svc, r).await?.into_inner())
+                    },
+                )
+                .await
+            }
+            _ => Err(Status::new(Code::NotFound, NOT_FOUND)),
+        }
     }
 
     /// Decodes the JSON body as `Q` (named `req` in the descriptors), calls `f`, and
@@ -190,6 +266,20 @@ impl Call {
         let answer = f(self.server, request).await?.into_inner();
         to_json(resp, &answer)
     }
+}
+
+/// The one request of a server-streaming call (an empty body is an empty request),
+/// with the caller's token.
+fn first<Q: Default>(
+    requests: Vec<Result<Q, Status>>,
+    token: Option<Bytes>,
+) -> Result<tonic::Request<Q>, Status> {
+    let q = requests.into_iter().next().transpose()?.unwrap_or_default();
+    let mut r = tonic::Request::new(q);
+    if let Some(t) = token.and_then(|t| MetadataValue::try_from(t.as_ref()).ok()) {
+        r.metadata_mut().insert("authorization", t);
+    }
+    Ok(r)
 }
 
 /// `unary!(call, Service::new(..), Trait, method, package, Request, Response)`.
@@ -572,9 +662,6 @@ async fn dispatch(call: Call, rpc: &str) -> Result<String, Status> {
             "v3electionpb",
             ResignRequest,
             ResignResponse
-        ),
-        "lease/keepalive" | "maintenance/snapshot" | "election/observe" => Err(
-            Status::unimplemented("revkv's gateway does not serve this streaming call"),
         ),
         _ => Err(Status::new(Code::NotFound, NOT_FOUND)),
     }
