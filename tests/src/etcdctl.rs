@@ -223,3 +223,17 @@ pub fn ctl_command(
         .stderr(Stdio::piped());
     cmd
 }
+
+/// etcdctl's non-interactive `txn` input: compares, blank line, success ops, blank
+/// line, failure ops, blank line.
+pub fn txn_input(compares: &[&str], success: &[&str], failure: &[&str]) -> String {
+    let mut s = String::new();
+    for part in [compares, success, failure] {
+        for line in part {
+            s.push_str(line);
+            s.push('\n');
+        }
+        s.push('\n');
+    }
+    s
+}

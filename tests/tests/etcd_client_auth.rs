@@ -17,7 +17,7 @@ use etcd_client::{
     PermissionType, PutOptions, RoleRevokePermissionOptions, Txn, TxnOp, WatchOptions,
     WatchResponse, WatchStream,
 };
-use etcd_client_common::start;
+use etcd_client_common::{start, status};
 use revkv_tests::TestServer;
 use tonic::Code;
 
@@ -27,16 +27,6 @@ const USER_EMPTY: &str = "etcdserver: user name is empty";
 const DENIED: &str = "etcdserver: permission denied";
 const AUTH_FAILED: &str = "etcdserver: authentication failed, invalid user ID or password";
 const INVALID_TOKEN: &str = "etcdserver: invalid auth token";
-
-/// The gRPC status of a failed call.
-#[track_caller]
-fn status<T: std::fmt::Debug>(r: Result<T, Error>) -> (Code, String) {
-    match r {
-        Err(Error::GRpcStatus(s)) => (s.code(), s.message().to_owned()),
-        Err(other) => panic!("expected a gRPC status, got {other:?}"),
-        Ok(v) => panic!("expected a gRPC error, got {v:?}"),
-    }
-}
 
 /// Asserts `r` failed with `code` and `msg`.
 #[track_caller]
@@ -74,11 +64,7 @@ async fn setup() -> (TestServer, Client) {
 }
 
 async fn next(stream: &mut WatchStream) -> WatchResponse {
-    tokio::time::timeout(WAIT, stream.message())
-        .await
-        .expect("watch response within the deadline")
-        .expect("watch stream error")
-        .expect("watch stream ended")
+    etcd_client_common::next_within(stream, WAIT).await
 }
 
 #[tokio::test]

@@ -11,10 +11,9 @@ mod etcd_client_common;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, ElectionClient, Error, GetOptions, LeaderKey, LockOptions, ProclaimOptions,
-    ResignOptions,
+    Client, ElectionClient, GetOptions, LeaderKey, LockOptions, ProclaimOptions, ResignOptions,
 };
-use etcd_client_common::start;
+use etcd_client_common::{start, status};
 use tokio::task::JoinHandle;
 
 /// Bound on any single wait; a correct server is far faster.
@@ -29,14 +28,6 @@ async fn lease(client: &Client) -> i64 {
         .await
         .expect("grant")
         .id()
-}
-
-/// The (code, message) of a failed call.
-fn status<T: std::fmt::Debug>(r: Result<T, Error>) -> (tonic::Code, String) {
-    match r {
-        Err(Error::GRpcStatus(s)) => (s.code(), s.message().to_string()),
-        other => panic!("expected a gRPC status, got {other:?}"),
-    }
 }
 
 /// Asserts that `task` has not finished after a while, then hands it back.

@@ -10,18 +10,8 @@ use etcd_client::{
     Client, Compare, CompareOp, DeleteOptions, Error, GetOptions, PutOptions, SortOrder,
     SortTarget, Txn, TxnOp, TxnOpResponse,
 };
-use etcd_client_common::start;
+use etcd_client_common::{start, status};
 use tonic::Code;
-
-/// The gRPC status of a failed call.
-#[track_caller]
-fn status<T: std::fmt::Debug>(r: Result<T, Error>) -> (Code, String) {
-    match r {
-        Err(Error::GRpcStatus(s)) => (s.code(), s.message().to_owned()),
-        Err(other) => panic!("expected a gRPC status, got {other:?}"),
-        Ok(v) => panic!("expected a gRPC error, got {v:?}"),
-    }
-}
 
 fn keys(kvs: &[etcd_client::KeyValue]) -> Vec<String> {
     kvs.iter()

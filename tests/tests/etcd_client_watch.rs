@@ -44,11 +44,7 @@ fn is_fragment(r: &WatchResponse) -> bool {
 }
 
 async fn next(stream: &mut WatchStream) -> WatchResponse {
-    tokio::time::timeout(WAIT, stream.message())
-        .await
-        .expect("watch response within the deadline")
-        .expect("watch stream error")
-        .expect("watch stream ended")
+    etcd_client_common::next_within(stream, WAIT).await
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::io::Read;
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
-use revkv_tests::etcdctl::{ctl_command, etcdctl_bin};
+use revkv_tests::etcdctl::{ctl_command, etcdctl_bin, txn_input};
 use revkv_tests::{error_line, CmdOutput, Etcdctl, TestServer};
 
 const ROOT: &str = "--user=root:rootpw";
@@ -117,20 +117,6 @@ fn setup(ctl: &Etcdctl) {
     for (args, want) in steps {
         assert_eq!(ctl.ok(args), *want, "etcdctl {args:?}");
     }
-}
-
-/// Builds etcdctl's non-interactive txn input: compares, blank line, success ops,
-/// blank line, failure ops, blank line.
-fn txn_input(compares: &[&str], success: &[&str], failure: &[&str]) -> String {
-    let mut s = String::new();
-    for part in [compares, success, failure] {
-        for line in part {
-            s.push_str(line);
-            s.push('\n');
-        }
-        s.push('\n');
-    }
-    s
 }
 
 /// The id of a fresh lease granted with a long TTL (`user`: `--user=...` flags, if any),

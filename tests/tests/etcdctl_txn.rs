@@ -4,6 +4,7 @@
 //! `REVKV_TEST_TARGET=etcd` and must pass unchanged against revkv.
 //! Each test starts its own single-member server on free ports.
 
+use revkv_tests::etcdctl::txn_input;
 use revkv_tests::{b64, error_line, header_revision};
 use serde_json::json;
 
@@ -12,20 +13,6 @@ use kv_common::*;
 
 // ---------------------------------------------------------------------------
 // txn
-
-/// Builds etcdctl's non-interactive txn input: compares, blank line, success
-/// ops, blank line, failure ops, blank line.
-fn txn_input(compares: &[&str], success: &[&str], failure: &[&str]) -> String {
-    let mut s = String::new();
-    for part in [compares, success, failure] {
-        for line in part {
-            s.push_str(line);
-            s.push('\n');
-        }
-        s.push('\n');
-    }
-    s
-}
 
 #[test]
 fn txn_success_branch() {
