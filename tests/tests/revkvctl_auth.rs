@@ -2,8 +2,8 @@
 //! history of command lines run by each CLI against its own fresh server, compared
 //! byte for byte (stdout, stderr without etcdctl's zap log lines, exit code).
 //!
-//! It covers the commands' arguments, requests and printing, permissions and `--user`
-//! included, against either target (`REVKV_TEST_TARGET=etcd|revkv`); what the server
+//! It covers the commands' arguments, requests and printing, permissions, `--user`
+//! and the password prompts (answered on stdin, so both run stty on a pipe) included, against either target (`REVKV_TEST_TARGET=etcd|revkv`); what the server
 //! answers is checked in `etcdctl_auth.rs` and `etcd_client_auth.rs`.
 
 use std::time::Duration;
@@ -113,6 +113,11 @@ fn auth_user_and_role_commands_match_etcdctl() {
         (&["role", "revoke-permission", "reader", "a", "z"], None),
         (&["role", "revoke-permission", "reader"], None),
         (&["role", "get", "reader"], None),
+        // Asked for on stdin, as etcdctl's prompt asks: twice, and they must match.
+        (&["user", "add", "dave"], Some("pw\npw\n")),
+        (&["user", "add", "erin"], Some("a\nb\n")),
+        (&["user", "add", "fay"], Some("\n")),
+        (&["user", "passwd", "dave"], Some("x\nx\n")),
         (&["user", "delete", "bob"], None),
         (&["user", "get", "bob"], None),
         (&["role", "delete", "reader"], None),
@@ -122,6 +127,10 @@ fn auth_user_and_role_commands_match_etcdctl() {
         (&[root, "put", "k", "v"], None),
         (&["--user=alice:pw2", "get", "k"], None),
         (&["--user=root:wrong", "user", "list"], None),
+        // A --user without its password asks for it; none given means no login.
+        (&["--user=root", "user", "list"], Some("rootpw\n")),
+        (&["--user=root", "user", "list"], Some("wrong\n")),
+        (&["--user=root", "user", "list"], None),
         (&["user", "list"], None),
         (&[root, "auth", "disable"], None),
         (&["user", "list"], None),

@@ -188,8 +188,8 @@ impl Global {
 
     /// `--user` / `--password` as (name, password), or `None` without `--user`.
     ///
-    /// etcdctl prompts for a missing password on a terminal; revkvctl does not read
-    /// passwords interactively, so it asks for `--password` or `user:password`.
+    /// A `--user` without `:password` (and no `--password`) is asked for it, as etcdctl
+    /// asks ([`crate::prompt`]).
     pub fn credentials(&self) -> CtlResult<Option<(String, String)>> {
         if self.user.is_empty() {
             if !self.password.is_empty() {
@@ -209,9 +209,10 @@ impl Global {
         }
         match self.user.split_once(':') {
             Some((u, p)) => Ok(Some((u.to_owned(), p.to_owned()))),
-            None => Err(CtlError::bad_args(
-                "password prompt is not supported; pass --password or --user=name:password",
-            )),
+            None => Ok(Some((
+                self.user.clone(),
+                crate::prompt::ask("Password: ", &mut crate::prompt::read_stdin),
+            ))),
         }
     }
 }

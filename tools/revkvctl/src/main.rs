@@ -13,6 +13,7 @@ mod flags;
 mod global;
 mod gofmt;
 mod printer;
+mod prompt;
 mod rpctypes;
 mod usage;
 

@@ -125,20 +125,29 @@ pub enum Request {
     },
 }
 
-/// The password for a user without `name:password`: read from stdin (the first
-/// word, as Go's `fmt.Scanf("%s")`) with `--interactive=false`; revkvctl has no
-/// terminal prompt.
-fn password(flags: &Flags, stdin: &mut dyn FnMut() -> String) -> CtlResult<String> {
-    if flags.interactive {
-        return Err(CtlError::bad_args(
-            "password prompt is not supported; pass --interactive=false and the password on stdin",
-        ));
+/// The password for a user without `name:password`: with `--interactive=false` the
+/// first word of a stdin line (Go's `fmt.Scanf("%s")`), otherwise etcdctl's prompt,
+/// twice ([`crate::prompt`]).
+fn password(flags: &Flags, name: &str, stdin: &mut dyn FnMut() -> String) -> CtlResult<String> {
+    if !flags.interactive {
+        return Ok(stdin()
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned());
     }
-    Ok(stdin()
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned())
+    let first = crate::prompt::ask(&format!("Password of {name}: "), stdin);
+    if first.is_empty() {
+        return Err(CtlError::bad_args("empty password"));
+    }
+    let again = crate::prompt::ask(
+        &format!("Type password of {name} again for confirmation: "),
+        stdin,
+    );
+    if first != again {
+        return Err(CtlError::bad_args("given passwords are different"));
+    }
+    Ok(first)
 }
 
 /// etcdctl's `permRange`: the key and range end of a permission, from `args` (key
@@ -233,7 +242,7 @@ pub fn build(
                 req.name = user.to_owned();
                 req.password = pass.to_owned();
             } else {
-                req.password = password(flags, stdin)?;
+                req.password = password(flags, &arg, stdin)?;
                 req.name = arg;
             }
             Request::UserAdd(req)
@@ -246,7 +255,7 @@ pub fn build(
         ("user", "passwd") => {
             let name = name("user")?;
             Request::UserPasswd(pb::AuthUserChangePasswordRequest {
-                password: password(flags, stdin)?,
+                password: password(flags, &name, stdin)?,
                 name,
                 ..Default::default()
             })
@@ -371,12 +380,6 @@ fn flags_of(ctx: &Ctx) -> Flags {
     }
 }
 
-fn read_stdin() -> String {
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
-    line
-}
-
 /// A role's permissions, as `role get` prints them.
 async fn role_get(conn: &crate::conn::Conn, role: String) -> CtlResult<String> {
     let req = pb::AuthRoleGetRequest { role: role.clone() };
@@ -386,7 +389,13 @@ async fn role_get(conn: &crate::conn::Conn, role: String) -> CtlResult<String> {
 
 /// Runs an auth, user or role command.
 pub async fn execute(group: &str, sub: &str, ctx: &mut Ctx) -> CtlResult {
-    let req = build(group, sub, ctx.args(), &flags_of(ctx), &mut read_stdin)?;
+    let req = build(
+        group,
+        sub,
+        ctx.args(),
+        &flags_of(ctx),
+        &mut crate::prompt::read_stdin,
+    )?;
     let (conn, printer, _) = ctx.client().await?;
     let e = |e: crate::conn::CallError| CtlError::error(e.message());
     let a = conn.auth();

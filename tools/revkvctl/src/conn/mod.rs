@@ -170,8 +170,11 @@ impl Conn {
     /// when `--user` is given.
     pub async fn connect(g: &Global) -> Result<Conn, CtlError> {
         let mut conn = Self::open(&g.endpoints, g)?;
+        // clientv3 logs in only with both a name and a password.
         if let Some((user, password)) = g.credentials()? {
-            conn.token = conn.authenticate(user, password).await?;
+            if !password.is_empty() {
+                conn.token = conn.authenticate(user, password).await?;
+            }
         }
         Ok(conn)
     }
