@@ -284,6 +284,60 @@ fn the_authorization_header_carries_the_token() {
         (users.status, normalized(&users.body)["users"].clone()),
         (200, json!(["root"]))
     );
+    // Lock and Election act as their caller: alice may lock under app/ only.
+    let as_root = |path: &str, body: Value| {
+        let a = post_with(&s, path, &[("Authorization", &token)], &body.to_string());
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+    };
+    as_root("/v3/auth/role/add", json!({"name": "app"}));
+    as_root(
+        "/v3/auth/role/grant",
+        json!({"name": "app", "perm": {"permType": "READWRITE", "key": b64("app/"), "range_end": b64("app0")}}),
+    );
+    as_root(
+        "/v3/auth/user/add",
+        json!({"name": "alice", "password": "pw"}),
+    );
+    as_root(
+        "/v3/auth/user/grant",
+        json!({"user": "alice", "role": "app"}),
+    );
+    let alice = ok(
+        "/v3/auth/authenticate",
+        json!({"name": "alice", "password": "pw"}),
+    )["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let call = |path: &str, token: &str, body: Value| {
+        let a = post_with(&s, path, &[("Authorization", token)], &body.to_string());
+        (a.status, normalized(&a.body))
+    };
+    let (code, locked) = call("/v3/lock/lock", &alice, json!({"name": b64("app/l")}));
+    assert_eq!(code, 200, "{locked}");
+    // The in-process client's refusal comes back as Unknown, as from etcd's.
+    assert_eq!(
+        call("/v3/lock/lock", &alice, json!({"name": b64("other")})),
+        (500, refusal("etcdserver: permission denied", 2))
+    );
+    assert_eq!(
+        post(&s, "/v3/lock/lock", json!({"name": b64("other")})),
+        (500, refusal("etcdserver: user name is empty", 2))
+    );
+    // An empty Authorization header is a token, and not a valid one.
+    assert_eq!(
+        call("/v3/lock/lock", "", json!({"name": b64("other")})),
+        (500, refusal("etcdserver: invalid auth token", 2))
+    );
+    assert_eq!(
+        call(
+            "/v3/election/campaign",
+            &alice,
+            json!({"name": b64("other"), "value": b64("v")})
+        ),
+        (500, refusal("etcdserver: permission denied", 2))
+    );
+
     let key = json!({"key": b64("k")}).to_string();
     let bad = post_with(&s, "/v3/kv/range", &[("Authorization", "nope.1")], &key);
     assert_eq!(
