@@ -105,8 +105,9 @@ pub struct Config {
     #[arg(long, default_value = "basic", value_parser = ["basic", "extensive"])]
     pub metrics: String,
 
-    /// Specify auth token type: 'simple' (the only one revkv provides).
-    #[arg(long, default_value = "simple", value_parser = ["simple"])]
+    /// Specify auth token type and its options: 'simple', or
+    /// 'jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|…|ES384>[,ttl=5m]'.
+    #[arg(long, default_value = "simple")]
     pub auth_token: String,
 
     /// Time (in seconds) of the auth token's life after its last use.
@@ -229,12 +230,13 @@ impl Config {
     }
 
     /// etcd's limit on a request's duration: 5 s plus two election timeouts.
-    /// The auth store's settings.
-    pub fn auth_config(&self) -> crate::auth::AuthConfig {
-        crate::auth::AuthConfig {
+    /// The auth store's settings; `Err` describes a malformed `--auth-token`.
+    pub fn auth_config(&self) -> Result<crate::auth::AuthConfig, String> {
+        Ok(crate::auth::AuthConfig {
+            token: crate::auth::jwt::TokenConfig::parse(&self.auth_token)?,
             token_ttl: Duration::from_secs(self.auth_token_ttl),
             bcrypt_cost: self.bcrypt_cost,
-        }
+        })
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -425,7 +427,7 @@ pub fn is_member_url(url: &str) -> bool {
 }
 
 /// A duration flag: Go syntax, as etcd parses it.
-fn parse_duration_flag(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration_flag(s: &str) -> Result<Duration, String> {
     parse_duration(s)
         .ok_or_else(|| format!("invalid duration {s:?} (expected e.g. 10m, 90s, 500ms)"))
 }

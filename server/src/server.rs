@@ -223,8 +223,13 @@ impl Server {
         let (applied_tx, applied_rx) = watch::channel(applied_index);
         let alarms = Arc::new(Alarms::load(store.storage())?);
         let auth = Arc::new(
-            AuthStore::open(store.storage().clone(), cfg.auth_config())
-                .map_err(|e| StartError::Unsupported(format!("loading the auth store: {e}")))?,
+            AuthStore::open(
+                store.storage().clone(),
+                cfg.auth_config().map_err(|e| {
+                    StartError::Unsupported(format!("auth: invalid auth options: {e}"))
+                })?,
+            )
+            .map_err(|e| StartError::Unsupported(format!("auth: {e}")))?,
         );
         let leases = Arc::new(Lessor::open(
             store.storage().clone(),

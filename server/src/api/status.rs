@@ -139,7 +139,12 @@ impl From<Error> for Status {
                 cluster::Error::Forwarded(status) => return status.clone(),
                 _ => return internal(&e),
             },
-            Error::Auth(auth::Error::Corrupt(_) | auth::Error::Hash(_)) => return internal(&e),
+            Error::Auth(
+                auth::Error::Corrupt(_)
+                | auth::Error::Hash(_)
+                | auth::Error::Token(_)
+                | auth::Error::Options(_),
+            ) => return internal(&e),
             Error::Auth(a) => auth_status(a),
             Error::UnmappedAuth(_) => return Status::new(Code::Unknown, e.to_string()),
             // etcd's lock and election servers return these as plain Go errors.
@@ -201,7 +206,9 @@ fn auth_status(e: &auth::Error) -> (Code, &'static str) {
         ),
         A::InvalidManagement => (Code::InvalidArgument, "etcdserver: invalid auth management"),
         // Damage and failures of the member itself, not the request's fault.
-        A::Corrupt(_) | A::Hash(_) => (Code::Internal, "etcdserver: auth store failure"),
+        A::Corrupt(_) | A::Hash(_) | A::Token(_) | A::Options(_) => {
+            (Code::Internal, "etcdserver: auth store failure")
+        }
     }
 }
 

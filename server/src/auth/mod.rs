@@ -16,6 +16,7 @@
 //!   enters the log (the plain text is never logged, and apply stays cheap).
 
 pub mod check;
+pub mod jwt;
 pub mod perms;
 pub mod store;
 pub mod tokens;
@@ -30,6 +31,8 @@ pub const ROOT: &str = "root";
 /// The auth-related flags, with etcd's names and defaults.
 #[derive(Clone, Debug)]
 pub struct AuthConfig {
+    /// `--auth-token`: simple tokens or JWTs.
+    pub token: jwt::TokenConfig,
     /// `--auth-token-ttl`: how long a simple token lives after its last use.
     pub token_ttl: std::time::Duration,
     /// `--bcrypt-cost`: the cost of password hashes.
@@ -39,6 +42,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
+            token: jwt::TokenConfig::Simple,
             token_ttl: std::time::Duration::from_secs(300),
             bcrypt_cost: bcrypt::DEFAULT_COST,
         }
@@ -100,6 +104,12 @@ pub enum Error {
     Corrupt(String),
     #[error("hashing the password: {0}")]
     Hash(String),
+    /// `--auth-token` names keys this member cannot use.
+    #[error("invalid auth options: {0}")]
+    Options(String),
+    /// A JWT this member cannot make (no private key, a signing failure).
+    #[error("making a token: {0}")]
+    Token(String),
 }
 
 /// A bcrypt hash of `password` at `cost`.

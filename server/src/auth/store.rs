@@ -29,6 +29,7 @@ use prost::Message;
 use revkv_proto::authpb::{Permission, Role, User, UserAddOptions};
 use rocksdb::WriteBatch;
 
+use super::jwt::{Jwt, TokenConfig};
 use super::perms::{self, Access};
 use super::tokens::Tokens;
 use super::{AuthConfig, AuthInfo, Error, ROOT};
@@ -65,15 +66,22 @@ pub struct AuthStore {
     /// while auth is off.
     enabled: AtomicBool,
     state: RwLock<State>,
-    /// The simple tokens this member knows.
-    pub tokens: Tokens,
+    /// The simple tokens this member knows (always empty with JWTs).
+    tokens: Tokens,
+    /// With `--auth-token=jwt`: the signer and verifier that replace the table.
+    jwt: Option<Jwt>,
     cfg: AuthConfig,
 }
 
 impl AuthStore {
     /// The store recorded in `storage`.
     pub fn open(storage: Storage, cfg: AuthConfig) -> Result<AuthStore, Error> {
+        let jwt = match &cfg.token {
+            TokenConfig::Simple => None,
+            TokenConfig::Jwt(j) => Some(Jwt::open(j).map_err(Error::Options)?),
+        };
         let store = AuthStore {
+            jwt,
             storage,
             enabled: AtomicBool::new(false),
             state: RwLock::default(),
@@ -129,8 +137,13 @@ impl AuthStore {
         self.state.read().revision
     }
 
-    /// Who `token` names, checked at the current revision.
+    /// Who `token` names: for a simple token, checked at the current revision; a JWT
+    /// says which revision it was made at.
     pub fn info_for_token(&self, token: &str) -> Result<AuthInfo, Error> {
+        if let Some(jwt) = &self.jwt {
+            let (username, revision) = jwt.verify(token).ok_or(Error::InvalidToken)?;
+            return Ok(AuthInfo { username, revision });
+        }
         let username = self.tokens.user(token).ok_or(Error::InvalidToken)?;
         Ok(AuthInfo {
             username,
@@ -322,10 +335,11 @@ impl AuthStore {
         Ok(())
     }
 
-    /// Makes the token `prefix.index` for `name` (the password was checked by the
-    /// proposer; the user may have gone since).
+    /// Makes the token for `name`: the simple token `prefix.index`, or a JWT at the
+    /// current revision (the password was checked by the proposer; the user may have
+    /// gone since).
     pub fn authenticate(&self, name: &str, prefix: &str, index: u64) -> Result<String, Error> {
-        {
+        let revision = {
             let st = self.state.read();
             if !st.enabled {
                 return Err(Error::NotEnabled);
@@ -333,6 +347,10 @@ impl AuthStore {
             if !st.users.contains_key(name) {
                 return Err(Error::AuthFailed);
             }
+            st.revision
+        };
+        if let Some(jwt) = &self.jwt {
+            return jwt.sign(name, revision);
         }
         let token = format!("{prefix}.{index}");
         self.tokens.assign(token.clone(), name.to_owned());
