@@ -48,7 +48,7 @@ fn unb64url(seg: &str) -> Vec<u8> {
             c => c,
         })
         .collect();
-    while s.len() % 4 != 0 {
+    while !s.len().is_multiple_of(4) {
         s.push('=');
     }
     revkv_tests::unb64(&s)
