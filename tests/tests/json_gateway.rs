@@ -398,3 +398,17 @@ fn lease_keepalive_snapshot_and_observe_stream_result_lines() {
         "{snap:?}"
     );
 }
+
+#[test]
+fn a_value_as_large_as_grpc_takes_fits() {
+    let s = TestServer::start();
+    let value = b64(vec![b'x'; 1024 * 1024]);
+    let (code, v) = post(&s, "/v3/kv/put", json!({"key": b64("big"), "value": value}));
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = post(
+        &s,
+        "/v3/kv/range",
+        json!({"key": b64("big"), "count_only": true}),
+    );
+    assert_eq!((code, &v["count"]), (200, &json!("1")), "{v}");
+}

@@ -19,12 +19,21 @@ use crate::server::Server;
 
 /// The HTTP routes, to be merged with the gRPC ones.
 pub fn router(server: Arc<Server>) -> Router {
+    // A request as large as gRPC accepts, with base64's third more and JSON around it.
+    let gateway_body =
+        axum::extract::DefaultBodyLimit::max(crate::api::max_request_message(&server) * 2);
     Router::new()
         .route("/health", get(health))
         .route("/version", get(version))
         .route("/metrics", get(metrics))
-        .route("/v3/{*rpc}", axum::routing::post(gateway::serve))
-        .route("/v3beta/{*rpc}", axum::routing::post(gateway::serve))
+        .route(
+            "/v3/{*rpc}",
+            axum::routing::post(gateway::serve).layer(gateway_body),
+        )
+        .route(
+            "/v3beta/{*rpc}",
+            axum::routing::post(gateway::serve).layer(gateway_body),
+        )
         .with_state(server)
 }
 
