@@ -180,3 +180,20 @@ fn unusable_jwt_options_stop_the_server() {
         );
     }
 }
+
+/// With only `priv-key`, the public key is derived from it, as etcd does.
+#[test]
+fn a_private_key_alone_signs_and_verifies() {
+    let (_keys, _, private) = keys();
+    let opt = format!("--auth-token=jwt,priv-key={private},sign-method=ES256");
+    let s = TestServer::start_with(&[&opt]);
+    let ctl = s.etcdctl();
+    ctl.ok(&["user", "add", "root:rootpw"]);
+    ctl.ok(&["user", "grant-role", "root", "root"]);
+    ctl.ok(&["--user=root:rootpw", "auth", "enable"]);
+    assert_eq!(ctl.ok(&["--user=root:rootpw", "put", "k", "v"]), "OK\n");
+    assert_eq!(
+        ctl.ok(&["--user=root:rootpw", "get", "k", "--print-value-only"]),
+        "v\n"
+    );
+}

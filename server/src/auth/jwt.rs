@@ -26,7 +26,8 @@ pub enum TokenConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JwtConfig {
     pub sign_method: Algorithm,
-    pub pub_key: PathBuf,
+    /// Without it the public key is derived from the private one, as etcd does.
+    pub pub_key: Option<PathBuf>,
     /// Without it the member verifies tokens but cannot make them.
     pub priv_key: Option<PathBuf>,
     /// `ttl`, etcd's default 5 minutes.
@@ -57,9 +58,12 @@ impl TokenConfig {
                         other => return Err(format!("unknown jwt option {other:?}")),
                     }
                 }
+                if pub_key.is_none() && priv_key.is_none() {
+                    return Err("jwt needs pub-key or priv-key".into());
+                }
                 Ok(TokenConfig::Jwt(JwtConfig {
                     sign_method: method.ok_or("jwt needs sign-method")?,
-                    pub_key: pub_key.ok_or("jwt needs pub-key")?,
+                    pub_key,
                     priv_key,
                     ttl,
                 }))
@@ -84,6 +88,13 @@ fn algorithm(name: &str) -> Result<Algorithm, String> {
     })
 }
 
+/// The PEM public key of a PEM (PKCS#8) private key.
+fn derive_public(private_pem: &[u8]) -> Result<Vec<u8>, String> {
+    let text = std::str::from_utf8(private_pem).map_err(|e| e.to_string())?;
+    let pair = rcgen::KeyPair::from_pem(text).map_err(|e| e.to_string())?;
+    Ok(pair.public_key_pem().into_bytes())
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Claims {
     exp: u64,
@@ -104,26 +115,38 @@ impl Jwt {
     pub fn open(cfg: &JwtConfig) -> Result<Jwt, String> {
         let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
         let rsa = !matches!(cfg.sign_method, Algorithm::ES256 | Algorithm::ES384);
-        let public = read(&cfg.pub_key)?;
+        let private = cfg
+            .priv_key
+            .as_ref()
+            .map(|p| read(p).map(|pem| (p, pem)))
+            .transpose()?;
+        let public = match (&cfg.pub_key, &private) {
+            (Some(path), _) => read(path)?,
+            (None, Some((path, pem))) => derive_public(pem)
+                .map_err(|e| format!("{}: deriving the public key: {e}", path.display()))?,
+            (None, None) => return Err("jwt needs pub-key or priv-key".into()),
+        };
+        let shown = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
         let verify_key = if rsa {
             DecodingKey::from_rsa_pem(&public)
         } else {
             DecodingKey::from_ec_pem(&public)
         }
-        .map_err(|e| format!("{}: {e}", cfg.pub_key.display()))?;
-        let sign_key = match &cfg.priv_key {
+        .map_err(|e| format!("{}: {e}", shown(&cfg.pub_key)))?;
+        let sign_key = match private {
             None => None,
-            Some(path) => {
-                let private = read(path)?;
-                Some(
-                    if rsa {
-                        EncodingKey::from_rsa_pem(&private)
-                    } else {
-                        EncodingKey::from_ec_pem(&private)
-                    }
-                    .map_err(|e| format!("{}: {e}", path.display()))?,
-                )
-            }
+            Some((path, pem)) => Some(
+                if rsa {
+                    EncodingKey::from_rsa_pem(&pem)
+                } else {
+                    EncodingKey::from_ec_pem(&pem)
+                }
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+            ),
         };
         Ok(Jwt {
             alg: cfg.sign_method,
@@ -174,12 +197,13 @@ mod tests {
             jwt,
             TokenConfig::Jwt(JwtConfig {
                 sign_method: Algorithm::RS256,
-                pub_key: "a.pub".into(),
+                pub_key: Some("a.pub".into()),
                 priv_key: Some("a.pem".into()),
                 ttl: Duration::from_secs(600),
             })
         );
         assert!(TokenConfig::parse("jwt,pub-key=a.pub").is_err());
+        assert!(TokenConfig::parse("jwt,sign-method=RS256").is_err());
         assert!(TokenConfig::parse("jwt,sign-method=HS256,pub-key=k").is_err());
         assert!(TokenConfig::parse("oauth").is_err());
     }
@@ -193,8 +217,8 @@ mod tests {
         std::fs::write(&private, key.serialize_pem()).expect("write");
         let cfg = JwtConfig {
             sign_method: Algorithm::ES256,
-            pub_key: public.clone(),
-            priv_key: Some(private),
+            pub_key: Some(public.clone()),
+            priv_key: Some(private.clone()),
             ttl: Duration::from_secs(60),
         };
         let jwt = Jwt::open(&cfg).expect("open");
@@ -209,5 +233,14 @@ mod tests {
         .expect("open");
         assert_eq!(verifier.verify(&token), Some(("alice".to_owned(), 7)));
         assert!(verifier.sign("alice", 7).is_err());
+        // A signing-only configuration derives the public key.
+        let derived = Jwt::open(&JwtConfig {
+            sign_method: Algorithm::ES256,
+            pub_key: None,
+            priv_key: Some(private),
+            ttl: Duration::from_secs(60),
+        })
+        .expect("open");
+        assert_eq!(derived.verify(&token), Some(("alice".to_owned(), 7)));
     }
 }
