@@ -582,3 +582,57 @@ fn dechunk(mut raw: &str) -> String {
     }
     out
 }
+
+/// The flags of a single-member server with its data in `data_dir` and clients on
+/// `client_port` (the peer port is a free one), the same for revkv and etcd.
+pub fn single_member_flags(data_dir: &str, client_port: u16) -> Vec<String> {
+    let client = format!("http://127.0.0.1:{client_port}");
+    let peer_url = format!("http://127.0.0.1:{}", free_port());
+    [
+        "--name",
+        "default",
+        "--data-dir",
+        data_dir,
+        "--listen-client-urls",
+        &client,
+        "--advertise-client-urls",
+        &client,
+        "--listen-peer-urls",
+        &peer_url,
+        "--initial-advertise-peer-urls",
+        &peer_url,
+        &format!("--initial-cluster=default={peer_url}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Runs the target's server binary with `args` and waits for it to exit, as a server
+/// that refuses to start does.
+///
+/// # Panics
+/// If it is still running after `limit` (it is killed first).
+pub fn run_until_exit(args: &[String], limit: Duration) -> std::process::Output {
+    let bin = match crate::target() {
+        crate::Target::Revkv => revkv_bin(),
+        crate::Target::Etcd => "/usr/bin/etcd".into(),
+    };
+    let mut child = Command::new(bin)
+        .args(args)
+        .env_remove("ETCD_NAME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server with {args:?} was still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("server output")
+}

@@ -8,7 +8,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use revkv_tests::{b64, error_line, http_request, TestServer};
+use revkv_tests::server::{run_until_exit, single_member_flags};
+use revkv_tests::{b64, error_line, free_port, http_request, Etcdctl, TestServer};
 use serde_json::{json, Value};
 
 /// An ES256 key pair written as PEM files: (dir, public, private).
@@ -20,6 +21,14 @@ fn keys() -> (tempfile::TempDir, String, String) {
     std::fs::write(&private, key.serialize_pem()).expect("write");
     let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
     (dir, path(public), path(private))
+}
+
+/// Adds `root:rootpw` with the root role, enables auth and writes `k` as root.
+fn enable_auth(ctl: &Etcdctl) {
+    ctl.ok(&["user", "add", "root:rootpw"]);
+    ctl.ok(&["user", "grant-role", "root", "root"]);
+    ctl.ok(&["--user=root:rootpw", "auth", "enable"]);
+    assert_eq!(ctl.ok(&["--user=root:rootpw", "put", "k", "v"]), "OK\n");
 }
 
 fn post(s: &TestServer, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
@@ -61,10 +70,7 @@ fn tokens_are_jwts_with_etcds_claims() {
         format!("--auth-token=jwt,pub-key={public},priv-key={private},sign-method=ES256,ttl=5m");
     let s = TestServer::start_with(&[&opt]);
     let ctl = s.etcdctl();
-    ctl.ok(&["user", "add", "root:rootpw"]);
-    ctl.ok(&["user", "grant-role", "root", "root"]);
-    ctl.ok(&["--user=root:rootpw", "auth", "enable"]);
-    assert_eq!(ctl.ok(&["--user=root:rootpw", "put", "k", "v"]), "OK\n");
+    enable_auth(&ctl);
 
     let (code, auth) = post(
         &s,
@@ -133,47 +139,11 @@ fn unusable_jwt_options_stop_the_server() {
         "--auth-token=bogus".to_owned(),
     ] {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let bin = match revkv_tests::target() {
-            revkv_tests::Target::Revkv => revkv_tests::server::revkv_bin(),
-            revkv_tests::Target::Etcd => "/usr/bin/etcd".into(),
-        };
-        let peer = revkv_tests::free_port();
-        let client = format!("http://127.0.0.1:{}", revkv_tests::free_port());
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let mut child = std::process::Command::new(bin)
-            .args([
-                "--data-dir",
-                &tmp.path().join("d").to_string_lossy(),
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-                &format!("--initial-cluster=default={peer_url}"),
-                &opt,
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(st) = child.try_wait().expect("wait") {
-                break st;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("{opt}: the server kept running");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        assert!(!status.success(), "{opt}: exited successfully");
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
-            .expect("read");
+        let mut args = single_member_flags(&tmp.path().join("d").to_string_lossy(), free_port());
+        args.push(opt.clone());
+        let out = run_until_exit(&args, Duration::from_secs(20));
+        assert!(!out.status.success(), "{opt}: exited successfully");
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("invalid auth options"),
             "{opt}: stderr {stderr}"
@@ -188,10 +158,7 @@ fn a_private_key_alone_signs_and_verifies() {
     let opt = format!("--auth-token=jwt,priv-key={private},sign-method=ES256");
     let s = TestServer::start_with(&[&opt]);
     let ctl = s.etcdctl();
-    ctl.ok(&["user", "add", "root:rootpw"]);
-    ctl.ok(&["user", "grant-role", "root", "root"]);
-    ctl.ok(&["--user=root:rootpw", "auth", "enable"]);
-    assert_eq!(ctl.ok(&["--user=root:rootpw", "put", "k", "v"]), "OK\n");
+    enable_auth(&ctl);
     assert_eq!(
         ctl.ok(&["--user=root:rootpw", "get", "k", "--print-value-only"]),
         "v\n"

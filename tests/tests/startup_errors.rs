@@ -2,44 +2,14 @@
 //! conditions under which etcd refuses to start.
 
 use std::net::TcpListener;
-use std::process::{Command, Output};
+use std::process::Output;
+use std::time::Duration;
 
-use revkv_tests::{free_port, server::revkv_bin, target, Target};
+use revkv_tests::free_port;
+use revkv_tests::server::{run_until_exit, single_member_flags as flags};
 
 fn run_server(args: &[String]) -> Output {
-    let bin = match target() {
-        Target::Revkv => revkv_bin(),
-        Target::Etcd => "/usr/bin/etcd".into(),
-    };
-    Command::new(bin)
-        .args(args)
-        .env_remove("ETCD_NAME")
-        .output()
-        .expect("spawn server")
-}
-
-fn flags(data_dir: &str, client_port: u16) -> Vec<String> {
-    let peer = free_port();
-    let client = format!("http://127.0.0.1:{client_port}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    [
-        "--name",
-        "default",
-        "--data-dir",
-        data_dir,
-        "--listen-client-urls",
-        &client,
-        "--advertise-client-urls",
-        &client,
-        "--listen-peer-urls",
-        &peer_url,
-        "--initial-advertise-peer-urls",
-        &peer_url,
-        &format!("--initial-cluster=default={peer_url}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    run_until_exit(args, Duration::from_secs(30))
 }
 
 #[test]
