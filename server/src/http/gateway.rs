@@ -140,15 +140,14 @@ where
 
 impl Call {
     /// The body's JSON requests, one or more back to back, as `Q` (named `name`).
-    fn requests<Q: Message + Default>(&self, name: &str) -> Result<Vec<Result<Q, Status>>, Status> {
-        let mut out = Vec::new();
-        for value in
-            serde_json::Deserializer::from_slice(&self.body).into_iter::<serde_json::Value>()
-        {
-            let value = value.map_err(|e| Status::invalid_argument(e.to_string()))?;
-            out.push(Ok(from_json(name, value)?));
-        }
-        Ok(out)
+    fn requests<Q: Message + Default>(&self, name: &str) -> Result<Vec<Q>, Status> {
+        serde_json::Deserializer::from_slice(&self.body)
+            .into_iter::<serde_json::Value>()
+            .map(|value| {
+                let value = value.map_err(|e| Status::invalid_argument(e.to_string()))?;
+                from_json(name, value)
+            })
+            .collect()
     }
 
     /// A streaming call: the body's requests go in (see [`Call::requests`]); each
@@ -157,7 +156,7 @@ impl Call {
     async fn streaming<Q, P, S, Fut>(
         self,
         (req, resp): (&'static str, &'static str),
-        f: impl FnOnce(Arc<Server>, Option<Bytes>, Vec<Result<Q, Status>>) -> Fut,
+        f: impl FnOnce(Arc<Server>, Option<Bytes>, Vec<Q>) -> Fut,
     ) -> Result<Body, Status>
     where
         Q: Message + Default,
@@ -184,37 +183,36 @@ impl Call {
     /// The streaming calls: watch and lease keep-alive (requests streamed in), and
     /// snapshot and election observe (one request, answers streamed out).
     async fn stream(self, rpc: &str) -> Result<Body, Status> {
-        let names = |q, p| (q, p);
         match rpc {
             "watch" => {
                 self.streaming(
-                    names("etcdserverpb.WatchRequest", "etcdserverpb.WatchResponse"),
+                    ("etcdserverpb.WatchRequest", "etcdserverpb.WatchResponse"),
                     |server, token, requests| async move {
-                        crate::api::watch::open(server, token, futures::stream::iter(requests))
+                        crate::api::watch::open(server, token, in_stream(requests))
                     },
                 )
                 .await
             }
             "lease/keepalive" => {
                 self.streaming(
-                    names(
+                    (
                         "etcdserverpb.LeaseKeepAliveRequest",
                         "etcdserverpb.LeaseKeepAliveResponse",
                     ),
                     |server, _, requests| async move {
-                        LeaseService::new(server).keep_alive(futures::stream::iter(requests))
+                        LeaseService::new(server).keep_alive(in_stream(requests))
                     },
                 )
                 .await
             }
             "maintenance/snapshot" => {
                 self.streaming(
-                    names(
+                    (
                         "etcdserverpb.SnapshotRequest",
                         "etcdserverpb.SnapshotResponse",
                     ),
                     |server, token, requests| async move {
-                        let r = first(requests, token)?;
+                        let r = first(requests, token);
                         Ok(Maintenance::snapshot(&MaintenanceService::new(server), r)
                             .await?
                             .into_inner())
@@ -224,9 +222,9 @@ impl Call {
             }
             "election/observe" => {
                 self.streaming(
-                    names("v3electionpb.LeaderRequest", "v3electionpb.LeaderResponse"),
+                    ("v3electionpb.LeaderRequest", "v3electionpb.LeaderResponse"),
                     |server, token, requests| async move {
-                        let r = first(requests, token)?;
+                        let r = first(requests, token);
                         let svc = ElectionService::new(recipes::Local::new(server));
                         Ok(Election::observe(&svc, r).await?.into_inner())
                     },
@@ -270,16 +268,17 @@ impl Call {
 
 /// The one request of a server-streaming call (an empty body is an empty request),
 /// with the caller's token.
-fn first<Q: Default>(
-    requests: Vec<Result<Q, Status>>,
-    token: Option<Bytes>,
-) -> Result<tonic::Request<Q>, Status> {
-    let q = requests.into_iter().next().transpose()?.unwrap_or_default();
-    let mut r = tonic::Request::new(q);
+fn first<Q: Default>(requests: Vec<Q>, token: Option<Bytes>) -> tonic::Request<Q> {
+    let mut r = tonic::Request::new(requests.into_iter().next().unwrap_or_default());
     if let Some(t) = token.and_then(|t| MetadataValue::try_from(t.as_ref()).ok()) {
         r.metadata_mut().insert("authorization", t);
     }
-    Ok(r)
+    r
+}
+
+/// The requests of a client-streaming call, as the stream its handler reads.
+fn in_stream<Q>(requests: Vec<Q>) -> impl futures::Stream<Item = Result<Q, Status>> + Unpin {
+    futures::stream::iter(requests.into_iter().map(Ok))
 }
 
 /// `unary!(call, Service::new(..), Trait, method, package, Request, Response)`.
